@@ -171,7 +171,7 @@ func scanLinesBackward(f io.ReaderAt, size, chunkSize int64, fn func(off int64, 
 			carry = nil
 		}
 	}
-	if end > 0 {
+	if size > 0 {
 		var line []byte
 		tooLong := carryLen > maxLineLen
 		if !tooLong {
