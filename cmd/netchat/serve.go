@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"netchat/internal/chat"
+	"netchat/internal/server"
+)
+
+// serveOptions are the flags of `netchat serve`.
+type serveOptions struct {
+	listen           string
+	port             int
+	name             string
+	maxConns         int
+	maxConnsPerIP    int
+	idleTimeout      time.Duration
+	keepAlive        time.Duration
+	msgRate          rateValue
+	msgBurst         int
+	sendQueue        byteSize
+	maxLine          int
+	shutdownTimeout  time.Duration
+	nickTimeout      time.Duration
+	noticeBatchAbove int
+	history          int
+	logFormat        string
+	logLevel         string
+	metricsAddr      string
+}
+
+func newServeCmd() *cobra.Command {
+	d := server.Defaults()
+	o := &serveOptions{
+		msgRate:   10,
+		sendQueue: byteSize(d.SendQueue),
+	}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the chat server (TCP, default :8088)",
+		Long: `Run the chat server. Anyone can join with telnet or nc:
+
+    telnet localhost 8088
+    nc localhost 8088
+
+Limits protect the server from floods, slow readers and endless lines; see
+docs/PROTOCOL.md for their exact behaviour.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return runServe(ctx, o, cmd.ErrOrStderr(), nil)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.listen, "listen", "l", ":8088", "TCP address to listen on (host:port; empty host = all addresses, IPv4 and IPv6)")
+	f.IntVarP(&o.port, "port", "p", 0, "port to listen on (overrides the port of --listen)")
+	f.StringVar(&o.name, "name", defaultName(), "server name shown in the greeting")
+	f.IntVar(&o.maxConns, "max-conns", d.MaxConns, "maximum open connections; further ones are refused (0 = no limit)")
+	f.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", d.MaxConnsPerIP, "maximum connections from one IP address (0 = no limit)")
+	f.DurationVar(&o.idleTimeout, "idle-timeout", 0, "disconnect users silent this long (0 = never)")
+	f.DurationVar(&o.keepAlive, "keepalive", d.KeepAlive, "TCP keepalive period (0 disables)")
+	f.Var(&o.msgRate, "msg-rate", "lines per second per user, e.g. 10/s or 600/m (0 = no limit)")
+	f.IntVar(&o.msgBurst, "msg-burst", 20, "burst of lines allowed above --msg-rate")
+	f.Var(&o.sendQueue, "send-queue", "bytes queued for a client that is not reading before it is disconnected (e.g. 1MiB, 64KiB)")
+	f.IntVar(&o.maxLine, "max-line", d.MaxLine, "longest accepted input line in bytes")
+	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long to let clients flush before closing")
+	f.DurationVar(&o.nickTimeout, "nick-timeout", d.NickTimeout, "close connections that choose no nickname within this time (0 = never)")
+	f.IntVar(&o.noticeBatchAbove, "notice-batch-above", 500, "above this many users, joins and leaves are summed into one notice per second (-1 = never)")
+	f.IntVar(&o.history, "history", 20, "recent public messages shown to joining users (0 = none)")
+	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9090)")
+	return cmd
+}
+
+func defaultName() string {
+	if h, err := os.Hostname(); err == nil && h != "" {
+		return h
+	}
+	return "netchat"
+}
+
+// listening, if not nil, is told each address the server listens on; tests
+// use it to find ports chosen by the kernel.
+type listeningFunc func(kind string, addr net.Addr)
+
+func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening listeningFunc) error {
+	logger, err := newLogger(stderr, o.logFormat, o.logLevel)
+	if err != nil {
+		return usageError{err}
+	}
+	addr, err := listenAddr(o.listen, o.port)
+	if err != nil {
+		return usageError{err}
+	}
+	if o.maxLine < 16 {
+		return usagef("--max-line must be at least 16 bytes")
+	}
+	if o.history < 0 {
+		return usagef("--history must not be negative")
+	}
+
+	room := chat.NewRoom(chat.Config{
+		Name:             o.name,
+		History:          o.history,
+		NoticeBatchAbove: o.noticeBatchAbove,
+		MsgRate:          float64(o.msgRate),
+		MsgBurst:         o.msgBurst,
+	})
+	cfg := server.Config{
+		MaxConns:      o.maxConns,
+		MaxConnsPerIP: o.maxConnsPerIP,
+		IdleTimeout:   o.idleTimeout,
+		KeepAlive:     o.keepAlive,
+		NickTimeout:   o.nickTimeout,
+		MaxLine:       o.maxLine,
+		SendQueue:     int(o.sendQueue),
+		Logger:        logger,
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = -1
+	}
+
+	var metricsSrv *http.Server
+	if o.metricsAddr != "" {
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		cfg.Metrics = server.NewMetrics(reg, room.Online)
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "ok\n")
+		})
+		ln, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listener: %w", err)
+		}
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = metricsSrv.Serve(ln) }()
+		defer metricsSrv.Close()
+		logger.Info("metrics listening", "addr", ln.Addr().String())
+		if listening != nil {
+			listening("metrics", ln.Addr())
+		}
+	}
+
+	srv := server.New(room, cfg)
+	ln, err := srv.Listen(ctx, addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", addr, unwrapOp(err))
+	}
+	logger.Info("chat server listening", "addr", ln.Addr().String(), "name", o.name)
+	if listening != nil {
+		listening("chat", ln.Addr())
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		srv.Close()
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down", "timeout", o.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		logger.Warn("shutdown timed out; closed remaining connections", "conns", srv.Conns())
+	}
+	<-errc
+	return nil
+}
+
+// listenAddr combines --listen and --port.
+func listenAddr(listen string, port int) (string, error) {
+	if port < 0 || port > 65535 {
+		return "", fmt.Errorf("--port %d is out of range", port)
+	}
+	if _, err := netip.ParseAddr(strings.Trim(listen, "[]")); err == nil || !strings.Contains(listen, ":") {
+		// A bare host (nc's "-l host -p port" habit).
+		listen = net.JoinHostPort(strings.Trim(listen, "[]"), "8088")
+	}
+	host, p, err := net.SplitHostPort(listen)
+	if err != nil {
+		return "", fmt.Errorf("--listen %q: %v", listen, err)
+	}
+	if port != 0 {
+		p = strconv.Itoa(port)
+	}
+	return net.JoinHostPort(host, p), nil
+}
+
+func unwrapOp(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}

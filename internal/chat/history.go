@@ -1,0 +1,62 @@
+package chat
+
+import (
+	"sync"
+)
+
+// history is the in-memory ring of the last N public messages, replayed to
+// users as they join. It is separate from the durable transcript: the ring
+// is what the room serves, the transcript only seeds it after a restart.
+type history struct {
+	mu   sync.Mutex
+	ring []Event
+	next int
+	full bool
+}
+
+func (h *history) init(n int) {
+	if n > 0 {
+		h.ring = make([]Event, n)
+	}
+}
+
+func (h *history) add(ev Event) {
+	if len(h.ring) == 0 {
+		return
+	}
+	h.mu.Lock()
+	h.ring[h.next] = ev
+	h.next++
+	if h.next == len(h.ring) {
+		h.next, h.full = 0, true
+	}
+	h.mu.Unlock()
+}
+
+// replay sends the recent messages, oldest first, framed by the markers of
+// SPEC §2.5. Nothing is sent when there is no history.
+func (h *history) replay(s Session) {
+	if len(h.ring) == 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	start, n := 0, h.next
+	if h.full {
+		start, n = h.next, len(h.ring)
+	}
+	if n == 0 {
+		return
+	}
+	s.Deliver([]byte("* --- recent messages ---"))
+	for i := 0; i < n; i++ {
+		ev := h.ring[(start+i)%len(h.ring)]
+		stamp := "[" + ev.Time.Local().Format("15:04") + "] "
+		if ev.Kind == KindMe {
+			s.Deliver([]byte(stamp + "* " + ev.Nick + " " + ev.Text))
+		} else {
+			s.Deliver([]byte(stamp + ev.Nick + ": " + ev.Text))
+		}
+	}
+	s.Deliver([]byte("* --- end of recent messages ---"))
+}

@@ -1,0 +1,443 @@
+// Package chat is the chat room: users, nicknames, commands and notices.
+//
+// It knows nothing about sockets. A transport (TCP/TLS, WebSocket, a cluster
+// bridge) implements Session for each connection, calls Room.Join with the
+// nickname the user chose, then feeds every sanitised input line to
+// User.Handle and calls User.Leave when the connection ends. Everything the
+// user should see comes back through Session.Deliver.
+package chat
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Session is the transport side of one user.
+type Session interface {
+	// Deliver queues one line for the user. line carries no terminator; the
+	// transport adds its own (CR LF on TCP). The same slice is handed to
+	// every recipient of a broadcast, so Deliver must copy what it keeps
+	// and must not modify it. Deliver must never block: a transport that
+	// cannot keep up drops the user (slow consumer) instead of stalling the
+	// sender.
+	Deliver(line []byte)
+}
+
+// Event is a public event, handed to Config.Record for the transcript.
+// Private messages are never events.
+type Event struct {
+	Time time.Time
+	Kind string // msg, me, join, leave, nick
+	Nick string
+	Text string // message; new nickname for "nick"; quit reason for "leave"
+}
+
+// Event kinds.
+const (
+	KindMsg   = "msg"
+	KindMe    = "me"
+	KindJoin  = "join"
+	KindLeave = "leave"
+	KindNick  = "nick"
+)
+
+// Config holds the room's settings; the zero value of each field is usable.
+type Config struct {
+	// Name appears in the greeting.
+	Name string
+	// History is how many recent public messages a joining user is shown.
+	History int
+	// NoticeBatchAbove: while at most this many users are online, every
+	// join and leave is its own notice; above it they are summed into one
+	// line per second so a join storm costs O(N) lines, not O(N²).
+	// Negative disables batching.
+	NoticeBatchAbove int
+	// MsgRate is the per-user token bucket rate in lines/s (0 = no limit)
+	// and MsgBurst its depth.
+	MsgRate  float64
+	MsgBurst int
+	// Record, if set, receives every public event. It must not block.
+	Record func(Event)
+	// Now is the clock; tests replace it.
+	Now func() time.Time
+}
+
+// Room is one chat room. All methods are safe for concurrent use.
+type Room struct {
+	cfg Config
+
+	mu     sync.RWMutex
+	byFold map[string]*User
+	// members is an immutable snapshot of the joined users, replaced on
+	// every join and leave, so that fan-out walks it without any lock.
+	members atomic.Pointer[[]*User]
+
+	batch   sync.Mutex
+	joined  int
+	left    int
+	pending bool // a flush is scheduled
+
+	hist history
+}
+
+// NewRoom returns an empty room.
+func NewRoom(cfg Config) *Room {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Name == "" {
+		cfg.Name = "netchat"
+	}
+	if cfg.MsgBurst <= 0 {
+		cfg.MsgBurst = 1
+	}
+	r := &Room{cfg: cfg, byFold: make(map[string]*User)}
+	r.members.Store(&[]*User{})
+	r.hist.init(cfg.History)
+	return r
+}
+
+// Online is the number of joined users.
+func (r *Room) Online() int { return len(*r.members.Load()) }
+
+// Greeting is the first line a new connection gets, before the nickname.
+func (r *Room) Greeting() string {
+	return "Welcome to netchat (" + r.cfg.Name + ")! " + strconv.Itoa(r.Online()) +
+		" users online. Please enter a nickname:"
+}
+
+// Info describes the connection behind a user, for /whoami.
+type Info struct {
+	RemoteAddr string
+	Since      time.Time
+}
+
+// User is a joined member of the room.
+type User struct {
+	room *Room
+	sess Session
+	info Info
+
+	// nick and fold change only on rename, under room.mu; the user's own
+	// goroutine (the only one that renames) may read them without the lock.
+	nick string
+	fold string
+	gone bool // guarded by room.mu
+
+	limiter *rate.Limiter
+	drops   [floodDrops]time.Time
+	dropIdx int
+}
+
+// Nick is the user's current nickname.
+func (u *User) Nick() string {
+	u.room.mu.RLock()
+	defer u.room.mu.RUnlock()
+	return u.nick
+}
+
+// Join adds a user with the given nickname. On success the user has been
+// sent the welcome line and the recent history, and everybody else the join
+// notice. The error, if any, is a *NickError whose text the user should see.
+func (r *Room) Join(s Session, nick string, info Info) (*User, error) {
+	fold, err := FoldNick(nick)
+	if err != nil {
+		return nil, err
+	}
+	u := &User{room: r, sess: s, info: info, nick: nick, fold: fold}
+	if r.cfg.MsgRate > 0 {
+		u.limiter = rate.NewLimiter(rate.Limit(r.cfg.MsgRate), r.cfg.MsgBurst)
+	}
+
+	r.mu.Lock()
+	if _, taken := r.byFold[fold]; taken {
+		r.mu.Unlock()
+		return nil, &NickError{Nick: nick, Taken: true}
+	}
+	r.byFold[fold] = u
+	old := *r.members.Load()
+	next := make([]*User, len(old), len(old)+1)
+	copy(next, old)
+	next = append(next, u)
+	online := len(next)
+	// The welcome and history are queued before the new snapshot is
+	// published, so no broadcast can overtake them.
+	s.Deliver([]byte("* Welcome, " + nick + "! " + strconv.Itoa(online) +
+		" users online. Type /help for commands."))
+	r.hist.replay(s)
+	r.members.Store(&next)
+	r.mu.Unlock()
+
+	r.record(KindJoin, nick, "")
+	r.presence(u, nick+" joined", true, online)
+	return u, nil
+}
+
+// Leave removes the user and tells everybody else. It is idempotent: however
+// a user goes (quit, EOF, reset, timeout, kick), there is exactly one leave
+// notice. reason, if not empty, is appended to the notice (/quit REASON).
+func (u *User) Leave(reason string) {
+	r := u.room
+	r.mu.Lock()
+	if u.gone {
+		r.mu.Unlock()
+		return
+	}
+	u.gone = true
+	delete(r.byFold, u.fold)
+	old := *r.members.Load()
+	next := make([]*User, 0, len(old))
+	for _, m := range old {
+		if m != u {
+			next = append(next, m)
+		}
+	}
+	r.members.Store(&next)
+	nick := u.nick
+	r.mu.Unlock()
+
+	r.record(KindLeave, nick, reason)
+	text := nick + " left"
+	if reason != "" {
+		// The count goes before the reason so the notice keeps the
+		// fixed shape "* NICK left (N online)" that scripts match on.
+		r.presence(u, text, false, len(next), reason)
+		return
+	}
+	r.presence(u, text, false, len(next))
+}
+
+// presence sends a join or leave notice, or adds it to the per-second
+// summary when the room is big.
+func (r *Room) presence(u *User, what string, join bool, online int, reason ...string) {
+	if r.cfg.NoticeBatchAbove >= 0 && online > r.cfg.NoticeBatchAbove {
+		r.batch.Lock()
+		if join {
+			r.joined++
+		} else {
+			r.left++
+		}
+		if !r.pending {
+			r.pending = true
+			time.AfterFunc(time.Second, r.flushPresence)
+		}
+		r.batch.Unlock()
+		return
+	}
+	line := "* " + what + " (" + strconv.Itoa(online) + " online)"
+	if len(reason) > 0 {
+		line += ": " + reason[0]
+	}
+	r.deliverOthers(u, []byte(line))
+}
+
+func (r *Room) flushPresence() {
+	r.batch.Lock()
+	j, l := r.joined, r.left
+	r.joined, r.left, r.pending = 0, 0, false
+	r.batch.Unlock()
+	if j == 0 && l == 0 {
+		return
+	}
+	r.deliverOthers(nil, []byte("* "+strconv.Itoa(j)+" joined, "+strconv.Itoa(l)+
+		" left ("+strconv.Itoa(r.Online())+" online)"))
+}
+
+// deliverOthers hands line to every joined user except skip.
+func (r *Room) deliverOthers(skip *User, line []byte) {
+	for _, m := range *r.members.Load() {
+		if m != skip {
+			m.sess.Deliver(line)
+		}
+	}
+}
+
+// Notice sends a server notice ("* " + text) to every joined user.
+func (r *Room) Notice(text string) {
+	r.deliverOthers(nil, []byte("* "+text))
+}
+
+func (r *Room) record(kind, nick, text string) {
+	if r.cfg.Record != nil {
+		r.cfg.Record(Event{Time: r.cfg.Now(), Kind: kind, Nick: nick, Text: text})
+	}
+}
+
+// Seed loads past public messages (oldest first) into the recent history,
+// e.g. from the transcript after a restart. Events other than msg and me
+// are ignored.
+func (r *Room) Seed(events []Event) {
+	for _, ev := range events {
+		if ev.Kind == KindMsg || ev.Kind == KindMe {
+			r.hist.add(ev)
+		}
+	}
+}
+
+// End says whether a session goes on after a line, and if not, why.
+type End uint8
+
+// Outcomes of User.Handle.
+const (
+	Stay  End = iota // keep going
+	Quit             // the user asked to leave
+	Flood            // the user was cut off for flooding
+)
+
+// Handle executes one input line from the user. The line must already be
+// sanitised (valid UTF-8, no control characters). When it returns anything
+// but Stay the user has already left the room and been sent their last
+// line; the transport should flush and close the connection.
+func (u *User) Handle(line string) End {
+	cmd := Parse(line)
+	if cmd.Op == OpNone {
+		return Stay
+	}
+	if u.limiter != nil && !u.limiter.Allow() {
+		return u.dropped()
+	}
+	r := u.room
+	switch cmd.Op {
+	case OpBroadcast:
+		r.record(KindMsg, u.nick, cmd.Text)
+		r.hist.add(Event{Time: r.cfg.Now(), Kind: KindMsg, Nick: u.nick, Text: cmd.Text})
+		r.deliverOthers(u, concat(u.nick, ": ", cmd.Text))
+	case OpMe:
+		r.record(KindMe, u.nick, cmd.Text)
+		r.hist.add(Event{Time: r.cfg.Now(), Kind: KindMe, Nick: u.nick, Text: cmd.Text})
+		r.deliverOthers(u, concat("* ", u.nick, " ", cmd.Text))
+	case OpPrivate:
+		u.private(cmd.Arg, cmd.Text)
+	case OpNick:
+		u.rename(cmd.Arg)
+	case OpWho:
+		u.sess.Deliver([]byte(r.who()))
+	case OpHelp:
+		for _, l := range helpLines {
+			u.sess.Deliver([]byte(l))
+		}
+	case OpWhoAmI:
+		u.sess.Deliver([]byte("* you are " + u.nick + ", connected from " + u.info.RemoteAddr +
+			" since " + u.info.Since.Format(time.TimeOnly)))
+	case OpQuit:
+		u.sess.Deliver([]byte("* bye"))
+		u.Leave(cmd.Text)
+		return Quit
+	case OpUnknown:
+		u.sess.Deliver([]byte("! unknown command: " + cmd.Arg + " (try /help)"))
+	case OpUsage:
+		u.sess.Deliver([]byte("! " + cmd.Text))
+	}
+	return Stay
+}
+
+// Flood control (SPEC §2.4): this many dropped lines within floodWindow
+// disconnect the user.
+const (
+	floodDrops  = 3
+	floodWindow = 10 * time.Second
+)
+
+func (u *User) dropped() End {
+	now := u.room.cfg.Now()
+	u.drops[u.dropIdx] = now
+	u.dropIdx = (u.dropIdx + 1) % floodDrops
+	// drops[dropIdx] is now the oldest of the last floodDrops drops.
+	if oldest := u.drops[u.dropIdx]; !oldest.IsZero() && now.Sub(oldest) < floodWindow {
+		u.sess.Deliver([]byte("! flooding"))
+		u.Leave("")
+		return Flood
+	}
+	u.sess.Deliver([]byte("! slow down"))
+	return Stay
+}
+
+func (u *User) private(to, text string) {
+	r := u.room
+	var target *User
+	if fold, err := FoldNick(to); err == nil {
+		r.mu.RLock()
+		target = r.byFold[fold]
+		r.mu.RUnlock()
+	}
+	if target == nil {
+		u.sess.Deliver([]byte("! no such user: " + to))
+		return
+	}
+	r.mu.RLock()
+	toNick := target.nick
+	r.mu.RUnlock()
+	target.sess.Deliver(concat("[private] ", u.nick, ": ", text))
+	u.sess.Deliver(concat("[private to ", toNick, "] ", text))
+}
+
+func (u *User) rename(nick string) {
+	fold, err := FoldNick(nick)
+	if err != nil {
+		u.sess.Deliver([]byte("! " + err.Error()))
+		return
+	}
+	r := u.room
+	r.mu.Lock()
+	if other, taken := r.byFold[fold]; taken && other != u {
+		r.mu.Unlock()
+		u.sess.Deliver([]byte("! " + (&NickError{Nick: nick, Taken: true}).Error()))
+		return
+	}
+	old := u.nick
+	if old == nick {
+		r.mu.Unlock()
+		u.sess.Deliver([]byte("! you are already " + nick))
+		return
+	}
+	delete(r.byFold, u.fold)
+	r.byFold[fold] = u
+	u.nick, u.fold = nick, fold
+	r.mu.Unlock()
+
+	r.record(KindNick, old, nick)
+	r.deliverOthers(nil, []byte("* "+old+" is now known as "+nick))
+}
+
+func (r *Room) who() string {
+	members := *r.members.Load()
+	nicks := make([]string, 0, len(members))
+	r.mu.RLock()
+	for _, m := range members {
+		if !m.gone {
+			nicks = append(nicks, m.nick)
+		}
+	}
+	r.mu.RUnlock()
+	slices.SortFunc(nicks, func(a, b string) int {
+		if c := strings.Compare(strings.ToLower(a), strings.ToLower(b)); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return "* " + strconv.Itoa(len(nicks)) + " online: " + strings.Join(nicks, ", ")
+}
+
+// concat builds a line with a single allocation.
+func concat(parts ...string) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// IdleNotice is the last line a user gets when dropped for silence.
+func IdleNotice(d time.Duration) string {
+	return "* disconnected: idle for " + d.String()
+}

@@ -1,0 +1,320 @@
+// Package server serves the chat room over TCP (and TLS): it accepts
+// connections, enforces the connection limits of SPEC §2.4, and runs one
+// session per connection that adapts the byte stream to the chat package.
+//
+// Connection model. Each connection has one goroutine, its reader, which
+// parses input and runs the user's commands synchronously. Output never
+// blocks anybody: chat.Session.Deliver appends to the connection's pending
+// bytes and, if no writer is running for the connection, starts one. The
+// writer drains everything pending with one write per batch and exits when
+// the queue is empty, so an idle connection owns no writer goroutine and no
+// output buffer. A client whose pending bytes pass Config.SendQueue is cut
+// off as a slow consumer; the sender never waits for it.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"netchat/internal/chat"
+)
+
+// Config holds the server's limits. Zero values mean the SPEC defaults
+// where a default exists (see Defaults).
+type Config struct {
+	MaxConns      int           // 0: no limit
+	MaxConnsPerIP int           // 0: no limit
+	IdleTimeout   time.Duration // 0: off
+	KeepAlive     time.Duration // TCP keepalive period; negative disables
+	NickTimeout   time.Duration // 0: off
+	MaxLine       int           // bytes
+	SendQueue     int           // bytes
+	Logger        *slog.Logger
+	Metrics       *Metrics // nil: no metrics
+}
+
+// Defaults returns the configuration of SPEC §2.4.
+func Defaults() Config {
+	return Config{
+		MaxConns:      10000,
+		MaxConnsPerIP: 64,
+		KeepAlive:     60 * time.Second,
+		NickTimeout:   60 * time.Second,
+		MaxLine:       4096,
+		SendQueue:     1 << 20,
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown or Close.
+var ErrServerClosed = errors.New("server closed")
+
+// closeLinger bounds how long a closing connection may take to flush its
+// last lines to a client that does not read them.
+const closeLinger = 5 * time.Second
+
+// Server is a chat server. Create it with New; it is safe for concurrent use.
+type Server struct {
+	cfg  Config
+	room *chat.Room
+	log  *slog.Logger
+	m    *Metrics
+
+	inShutdown atomic.Bool
+	active     atomic.Int64 // open connections
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	perIP     map[netip.Addr]int
+	idle      chan struct{} // closed when conns becomes empty during shutdown
+}
+
+// New returns a server for room.
+func New(room *chat.Room, cfg Config) *Server {
+	d := Defaults()
+	if cfg.MaxLine <= 0 {
+		cfg.MaxLine = d.MaxLine
+	}
+	if cfg.SendQueue <= 0 {
+		cfg.SendQueue = d.SendQueue
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Server{
+		cfg:       cfg,
+		room:      room,
+		log:       cfg.Logger,
+		m:         cfg.Metrics,
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+		perIP:     make(map[netip.Addr]int),
+	}
+}
+
+// Room is the room this server serves.
+func (s *Server) Room() *chat.Room { return s.room }
+
+// Listen opens a TCP listener on addr with the configured keepalive, for
+// Serve. An empty host listens on every address, IPv4 and IPv6.
+func (s *Server) Listen(ctx context.Context, addr string) (net.Listener, error) {
+	lc := net.ListenConfig{}
+	if s.cfg.KeepAlive > 0 {
+		lc.KeepAliveConfig = net.KeepAliveConfig{
+			Enable:   true,
+			Idle:     s.cfg.KeepAlive,
+			Interval: s.cfg.KeepAlive / 4,
+			Count:    4,
+		}
+		if lc.KeepAliveConfig.Interval < time.Second {
+			lc.KeepAliveConfig.Interval = time.Second
+		}
+	} else {
+		lc.KeepAlive = -1
+	}
+	return lc.Listen(ctx, "tcp", addr)
+}
+
+// Serve accepts connections on ln until Shutdown or Close, and always
+// returns a non-nil error (ErrServerClosed after a shutdown). ln may be a
+// TLS listener; the same room is served on every listener.
+func (s *Server) Serve(ln net.Listener) error {
+	if !s.trackListener(ln, true) {
+		return ErrServerClosed
+	}
+	defer s.trackListener(ln, false)
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.inShutdown.Load() {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// Out of file descriptors and the like: wait and retry,
+				// as net/http does, rather than spin or give up.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed, retrying", "err", err, "delay", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+func isTemporary(err error) bool {
+	var t interface{ Temporary() bool }
+	return errors.As(err, &t) && t.Temporary()
+}
+
+func (s *Server) trackListener(ln net.Listener, add bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if add {
+		if s.inShutdown.Load() {
+			return false
+		}
+		s.listeners[ln] = struct{}{}
+	} else {
+		delete(s.listeners, ln)
+	}
+	return true
+}
+
+// accept admits or rejects a new connection. It runs on the accept loop, so
+// it does only bookkeeping; the session runs on its own goroutine.
+func (s *Server) accept(nc net.Conn) {
+	s.m.connAccepted()
+	ip := addrIP(nc.RemoteAddr())
+	var reason, msg string
+	s.mu.Lock()
+	switch {
+	case s.inShutdown.Load():
+		reason, msg = "shutdown", "! server shutting down"
+	case s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns:
+		reason, msg = "server_full", "! server full, try again later"
+	case s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP:
+		reason, msg = "per_ip_limit", "! too many connections from your address"
+	}
+	if reason != "" {
+		s.mu.Unlock()
+		s.m.rejected(reason)
+		s.log.Info("connection rejected", "remote", nc.RemoteAddr().String(), "reason", reason)
+		go reject(nc, msg)
+		return
+	}
+	c := newConn(s, nc, ip)
+	s.conns[c] = struct{}{}
+	s.perIP[ip]++
+	s.mu.Unlock()
+	s.active.Add(1)
+	s.m.connOpened()
+	go c.serve()
+}
+
+func (s *Server) forget(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	if n := s.perIP[c.ip] - 1; n > 0 {
+		s.perIP[c.ip] = n
+	} else {
+		delete(s.perIP, c.ip)
+	}
+	if len(s.conns) == 0 && s.idle != nil {
+		close(s.idle)
+		s.idle = nil
+	}
+	s.mu.Unlock()
+	s.active.Add(-1)
+	s.m.connClosed()
+}
+
+// Conns is the number of open connections (joined or not).
+func (s *Server) Conns() int { return int(s.active.Load()) }
+
+// Shutdown stops accepting, sends "* server shutting down" to every
+// connection, lets each flush what it has queued, and closes it. It returns
+// when all connections are gone or ctx is done; in the latter case the
+// remaining connections are closed hard and ctx's error is returned.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.inShutdown.Store(true)
+	for ln := range s.listeners {
+		_ = ln.Close()
+		delete(s.listeners, ln)
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	var idle chan struct{}
+	if len(s.conns) > 0 {
+		idle = make(chan struct{})
+		s.idle = idle
+	}
+	s.mu.Unlock()
+
+	for _, c := range conns {
+		c.Deliver([]byte("* server shutting down"))
+		c.stop()
+	}
+	if idle == nil {
+		return nil
+	}
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// Close closes all listeners and connections immediately.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.inShutdown.Store(true)
+	for ln := range s.listeners {
+		_ = ln.Close()
+		delete(s.listeners, ln)
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		c.kill("server closed")
+	}
+	return nil
+}
+
+func addrIP(a net.Addr) netip.Addr {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		if ip, ok := netip.AddrFromSlice(ta.IP); ok {
+			return ip.Unmap()
+		}
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// reject tells a refused client why and hangs up. It runs on its own
+// goroutine: on a TLS listener the write performs the handshake, which must
+// not hold up the accept loop.
+func reject(nc net.Conn, msg string) {
+	_ = nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	_, _ = nc.Write([]byte(msg + "\r\n"))
+	closeGracefully(nc)
+}
+
+// closeGracefully sends FIN, drains what the peer still sends for a short
+// while, then closes. Closing a socket that has unread input makes the
+// kernel send RST, which can destroy the last lines we wrote before the
+// peer reads them.
+func closeGracefully(nc net.Conn) {
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok && cw.CloseWrite() == nil {
+		_ = nc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+		var buf [512]byte
+		for range 64 {
+			if _, err := nc.Read(buf[:]); err != nil {
+				break
+			}
+		}
+	}
+	_ = nc.Close()
+}
