@@ -82,8 +82,11 @@ type Options struct {
 	// Dir holds the transcript files; it is created if needed.
 	Dir string
 	// FsyncInterval bounds how often the file is fsynced. Unlike the other
-	// options its zero value is meaningful: 0 fsyncs after every batch
-	// ("always"). Callers that want the default pass DefaultFsyncInterval.
+	// options its zero value is meaningful: 0 ("always") fsyncs after every
+	// write, so each event is synced before the writer takes the next batch.
+	// Syncing a batch of events together gives the same guarantee as one
+	// fsync per event, because Record is asynchronous either way. Callers
+	// that want the default pass DefaultFsyncInterval.
 	FsyncInterval time.Duration
 	// MaxSize rotates the current file when the next line would make it
 	// larger; 0 means DefaultMaxSize. A single line larger than MaxSize is

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -52,6 +53,9 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 
 func mustOpen(t *testing.T, opts Options) *Transcript {
 	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	tr, err := Open(opts)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
