@@ -131,3 +131,6 @@ var helpLines = []string{
 	"*   help or /help                   this list",
 	"*   quit, byebye or /quit [REASON]  leave",
 }
+
+// HelpLines returns the lines /help sends.
+func HelpLines() []string { return append([]string(nil), helpLines...) }

@@ -1,0 +1,112 @@
+package chat
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		line string
+		want Command
+	}{
+		{"", Command{Op: OpNone}},
+		{"   ", Command{Op: OpNone}},
+		{"hello", Command{Op: OpBroadcast, Text: "hello"}},
+		{"b:hello", Command{Op: OpBroadcast, Text: "hello"}},
+		{"b:", Command{Op: OpNone}},
+		{"c:bob:hi there", Command{Op: OpPrivate, Arg: "bob", Text: "hi there"}},
+		{"c:bob:a:b", Command{Op: OpPrivate, Arg: "bob", Text: "a:b"}},
+		{"c:bob", Command{Op: OpUsage, Text: "usage: c:NICK:TEXT"}},
+		{"c::hi", Command{Op: OpUsage, Text: "usage: c:NICK:TEXT"}},
+		{"n:bob", Command{Op: OpNick, Arg: "bob"}},
+		{"n:", Command{Op: OpUsage, Text: "usage: n:NICK"}},
+		{"l", Command{Op: OpWho}},
+		{"l ", Command{Op: OpWho}},
+		{"l x", Command{Op: OpBroadcast, Text: "l x"}},
+		{"help", Command{Op: OpHelp}},
+		{"help me", Command{Op: OpBroadcast, Text: "help me"}},
+		{"quit", Command{Op: OpQuit}},
+		{"byebye", Command{Op: OpQuit}},
+		{"quit now", Command{Op: OpBroadcast, Text: "quit now"}},
+		{"/msg bob hi there", Command{Op: OpPrivate, Arg: "bob", Text: "hi there"}},
+		{"/w bob hi", Command{Op: OpPrivate, Arg: "bob", Text: "hi"}},
+		{"/tell bob hi", Command{Op: OpPrivate, Arg: "bob", Text: "hi"}},
+		{"/MSG bob hi", Command{Op: OpPrivate, Arg: "bob", Text: "hi"}},
+		{"/msg bob", Command{Op: OpUsage, Text: "usage: /msg NICK TEXT"}},
+		{"/msg", Command{Op: OpUsage, Text: "usage: /msg NICK TEXT"}},
+		{"/nick bob", Command{Op: OpNick, Arg: "bob"}},
+		{"/nick", Command{Op: OpUsage, Text: "usage: /nick NICK"}},
+		{"/who", Command{Op: OpWho}},
+		{"/list", Command{Op: OpWho}},
+		{"/names", Command{Op: OpWho}},
+		{"/help", Command{Op: OpHelp}},
+		{"/quit", Command{Op: OpQuit}},
+		{"/quit gone fishing", Command{Op: OpQuit, Text: "gone fishing"}},
+		{"/me waves", Command{Op: OpMe, Text: "waves"}},
+		{"/me", Command{Op: OpUsage, Text: "usage: /me TEXT"}},
+		{"/whoami", Command{Op: OpWhoAmI}},
+		{"//slash", Command{Op: OpBroadcast, Text: "/slash"}},
+		{"/anything-else", Command{Op: OpUnknown, Arg: "/anything-else"}},
+		{"/foo bar", Command{Op: OpUnknown, Arg: "/foo"}},
+		{"/", Command{Op: OpUnknown, Arg: "/"}},
+	}
+	for _, tt := range tests {
+		if got := Parse(tt.line); got != tt.want {
+			t.Errorf("Parse(%q) = %+v, want %+v", tt.line, got, tt.want)
+		}
+	}
+}
+
+func TestFoldNick(t *testing.T) {
+	tests := []struct {
+		nick    string
+		fold    string
+		invalid string // substring of the error; "" = valid
+	}{
+		{"alice", "alice", ""},
+		{"Alice", "alice", ""},
+		{"ＡＬＩＣＥ", "alice", ""},
+		{"bob_2-x", "bob_2-x", ""},
+		{"Zoë", "zoë", ""},
+		{"Дмитрий", "дмитрий", ""},
+		{"名前", "名前", ""},
+		{strings.Repeat("a", 20), strings.Repeat("a", 20), ""},
+		{strings.Repeat("é", 20), strings.Repeat("é", 20), ""},
+		{strings.Repeat("a", 21), "", "too long"},
+		{"", "", "empty"},
+		{"a b", "", "letters, digits"},
+		{"a:b", "", "letters, digits"},
+		{"a.b", "", "letters, digits"},
+		{"a\x1bb", "", "letters, digits"},
+		{"server", "", "reserved"},
+		{"Server", "", "reserved"},
+		{"ＳＥＲＶＥＲ", "", "reserved"},
+		{"servers", "servers", ""},
+	}
+	for _, tt := range tests {
+		fold, err := FoldNick(tt.nick)
+		if tt.invalid == "" {
+			if err != nil || fold != tt.fold {
+				t.Errorf("FoldNick(%q) = %q, %v; want %q, nil", tt.nick, fold, err, tt.fold)
+			}
+			continue
+		}
+		var ne *NickError
+		if !errors.As(err, &ne) || !strings.Contains(err.Error(), tt.invalid) ||
+			!strings.HasPrefix(err.Error(), "invalid nickname: ") {
+			t.Errorf("FoldNick(%q) error = %v; want an invalid-nickname error mentioning %q", tt.nick, err, tt.invalid)
+		}
+	}
+}
+
+func TestNickCollisions(t *testing.T) {
+	same := []string{"Alice", "alice", "ＡＬＩＣＥ", "ALICE"}
+	want, _ := FoldNick(same[0])
+	for _, n := range same[1:] {
+		if got, _ := FoldNick(n); got != want {
+			t.Errorf("FoldNick(%q) = %q, want %q (same user as %q)", n, got, want, same[0])
+		}
+	}
+}
