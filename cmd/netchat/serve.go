@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"netchat/internal/chat"
+	"netchat/internal/history"
 	"netchat/internal/server"
 )
 
@@ -42,6 +43,10 @@ type serveOptions struct {
 	nickTimeout      time.Duration
 	noticeBatchAbove int
 	history          int
+	dataDir          string
+	fsyncInterval    string
+	transcriptMax    byteSize
+	node             string
 	logFormat        string
 	logLevel         string
 	metricsAddr      string
@@ -50,8 +55,9 @@ type serveOptions struct {
 func newServeCmd() *cobra.Command {
 	d := server.Defaults()
 	o := &serveOptions{
-		msgRate:   10,
-		sendQueue: byteSize(d.SendQueue),
+		msgRate:       10,
+		sendQueue:     byteSize(d.SendQueue),
+		transcriptMax: history.DefaultMaxSize,
 	}
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -86,6 +92,10 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.DurationVar(&o.nickTimeout, "nick-timeout", d.NickTimeout, "close connections that choose no nickname within this time (0 = never)")
 	f.IntVar(&o.noticeBatchAbove, "notice-batch-above", 500, "above this many users, joins and leaves are summed into one notice per second (-1 = never)")
 	f.IntVar(&o.history, "history", 20, "recent public messages shown to joining users (0 = none)")
+	f.StringVar(&o.dataDir, "data-dir", "", "keep a transcript of public events in this directory (default: in memory only)")
+	f.StringVar(&o.fsyncInterval, "fsync-interval", "1s", "with --data-dir: how often the transcript is fsynced, or \"always\"")
+	f.Var(&o.transcriptMax, "transcript-max-size", "with --data-dir: rotate the transcript at this size (older files are kept)")
+	f.StringVar(&o.node, "node", defaultName(), "this server's node name, recorded in the transcript")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9090)")
@@ -119,13 +129,45 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		return usagef("--history must not be negative")
 	}
 
-	room := chat.NewRoom(chat.Config{
+	roomCfg := chat.Config{
 		Name:             o.name,
 		History:          o.history,
 		NoticeBatchAbove: o.noticeBatchAbove,
 		MsgRate:          float64(o.msgRate),
 		MsgBurst:         o.msgBurst,
-	})
+	}
+	var seed []chat.Event
+	if o.dataDir != "" {
+		fsync, err := history.ParseFsyncInterval(o.fsyncInterval)
+		if err != nil {
+			return usagef("--fsync-interval: %v", err)
+		}
+		tr, err := history.Open(history.Options{
+			Dir:           o.dataDir,
+			FsyncInterval: fsync,
+			MaxSize:       int64(o.transcriptMax),
+			Recent:        max(o.history, 1),
+			Logger:        logger,
+		})
+		if err != nil {
+			return fmt.Errorf("transcript: %w", err)
+		}
+		defer func() {
+			if err := tr.Close(); err != nil {
+				logger.Error("closing the transcript", "err", err)
+			}
+		}()
+		node := o.node
+		roomCfg.Record = func(ev chat.Event) {
+			tr.Record(history.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text, Node: node})
+		}
+		for _, ev := range tr.Recent(o.history) {
+			seed = append(seed, chat.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text})
+		}
+		logger.Info("transcript open", "dir", o.dataDir, "history_loaded", len(seed))
+	}
+	room := chat.NewRoom(roomCfg)
+	room.Seed(seed)
 	cfg := server.Config{
 		MaxConns:      o.maxConns,
 		MaxConnsPerIP: o.maxConnsPerIP,
