@@ -1,0 +1,33 @@
+//go:build unix
+
+package udp
+
+import (
+	"net"
+	"syscall"
+)
+
+// setBroadcast sets SO_BROADCAST. Go turns it on for every UDP socket;
+// netchat turns it off unless asked, as Node does, so that a mistyped
+// address cannot broadcast to a whole subnet.
+func setBroadcast(c *net.UDPConn, on bool) error {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, boolInt(on))
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
