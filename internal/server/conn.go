@@ -426,6 +426,9 @@ func (c *conn) onTooLong() error {
 
 func (c *conn) onLine(raw []byte) error {
 	c.srv.m.lineIn(len(raw))
+	if h := c.srv.cfg.testHookLine; h != nil {
+		h(raw)
+	}
 	c.clean = line.Sanitize(c.clean[:0], raw)
 	if c.user == nil {
 		nick := strings.TrimSpace(string(c.clean))

@@ -37,6 +37,9 @@ type Config struct {
 	SendQueue     int           // bytes
 	Logger        *slog.Logger
 	Metrics       *Metrics // nil: no metrics
+
+	// testHookLine, if set, sees every raw input line first (tests only).
+	testHookLine func(line []byte)
 }
 
 // Defaults returns the configuration of SPEC §2.4.
