@@ -74,6 +74,21 @@ func LookupInterface(s string) (*net.Interface, error) {
 	return nil, fmt.Errorf("no interface has address %s", ip)
 }
 
+func interfaceIPv4(ifi *net.Interface) (netip.Addr, bool) {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	for _, a := range addrs {
+		if pfx, ok := a.(*net.IPNet); ok {
+			if ip, ok := netip.AddrFromSlice(pfx.IP); ok && ip.Unmap().Is4() {
+				return ip.Unmap(), true
+			}
+		}
+	}
+	return netip.Addr{}, false
+}
+
 // resolve picks the interface for a group: --iface wins, then the IPv6
 // zone. Interface- and link-local IPv6 groups cannot do without one.
 func resolve(group netip.AddrPort, iface string) (netip.AddrPort, *net.Interface, error) {
@@ -155,6 +170,14 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if cfg.Bind != "" {
 		if laddr, err = net.ResolveUDPAddr(network, cfg.Bind); err != nil {
 			return nil, fmt.Errorf("bind address: %w", err)
+		}
+	} else if ifi != nil && group.Addr().Is4() {
+		// Linux picks the IPv4 source by scope, not by the multicast
+		// interface: on lo it would use another interface's address.
+		// Receivers use the source to reply or connect, so it must be an
+		// address of the interface the datagram leaves by.
+		if a, ok := interfaceIPv4(ifi); ok {
+			laddr = &net.UDPAddr{IP: a.AsSlice()}
 		}
 	}
 	c, err := net.ListenUDP(network, laddr)
