@@ -37,6 +37,10 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newServeCmd(),
+		newDiscoverCmd(),
+		newUDPCmd(),
+		newMcastCmd(),
+		newIsIPCmd(),
 		newVersionCmd(),
 	)
 	return root
