@@ -47,6 +47,7 @@ type conn struct {
 	inflight int       // bytes the writer is writing right now
 	lines    int       // lines in out, for metrics
 	oldest   time.Time // when the oldest line in out was queued (metrics only)
+	last     bool      // the final line is queued; later output is dropped
 	writing  bool      // a writer goroutine is running
 	closing  bool      // the session is ending; writer reports when drained
 	drained  chan struct{}
@@ -108,13 +109,22 @@ func (c *conn) Deliver(l []byte) {
 	c.enqueue(l, true)
 }
 
+// deliverLast queues l as the last line the client gets: anything delivered
+// later, such as other users leaving during a shutdown, is dropped.
+func (c *conn) deliverLast(l []byte) {
+	c.enqueue(l, true)
+	c.mu.Lock()
+	c.last = true
+	c.mu.Unlock()
+}
+
 func (c *conn) enqueue(b []byte, crlf bool) {
 	n := len(b)
 	if crlf {
 		n += 2
 	}
 	c.mu.Lock()
-	if c.dead {
+	if c.dead || c.last {
 		c.mu.Unlock()
 		return
 	}

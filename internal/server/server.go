@@ -207,6 +207,9 @@ func (s *Server) accept(nc net.Conn) {
 }
 
 func (s *Server) forget(c *conn) {
+	// Counted down first, so that Conns is 0 once Shutdown has returned.
+	s.active.Add(-1)
+	s.m.connClosed()
 	s.mu.Lock()
 	delete(s.conns, c)
 	if n := s.perIP[c.ip] - 1; n > 0 {
@@ -219,8 +222,6 @@ func (s *Server) forget(c *conn) {
 		s.idle = nil
 	}
 	s.mu.Unlock()
-	s.active.Add(-1)
-	s.m.connClosed()
 }
 
 // Conns is the number of open connections (joined or not).
@@ -248,8 +249,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
+	// The notice goes to everybody before any session ends, so that it is
+	// everybody's last line: nobody sees the others leave.
 	for _, c := range conns {
-		c.Deliver([]byte("* server shutting down"))
+		c.deliverLast([]byte("* server shutting down"))
+	}
+	for _, c := range conns {
 		c.stop()
 	}
 	if idle == nil {
