@@ -59,8 +59,8 @@ func sockopts(t *testing.T, nc net.Conn) (on, idle, intvl, cnt int) {
 func TestKeepAlive(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name                  string
-		keepalive             time.Duration
+		name                 string
+		keepalive            time.Duration
 		on, idle, intvl, cnt int
 	}{
 		{"default 60s", Defaults().KeepAlive, 1, 60, 15, 4},
