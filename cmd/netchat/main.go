@@ -37,6 +37,7 @@ func newRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newServeCmd(),
+		newJoinCmd(),
 		newDiscoverCmd(),
 		newUDPCmd(),
 		newMcastCmd(),
