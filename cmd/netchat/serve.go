@@ -50,6 +50,9 @@ type serveOptions struct {
 	logFormat        string
 	logLevel         string
 	metricsAddr      string
+	tlsListen        string
+	tlsCert          string
+	tlsKey           string
 }
 
 func newServeCmd() *cobra.Command {
@@ -99,6 +102,9 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9090)")
+	f.StringVar(&o.tlsListen, "tls-listen", "", "also serve the chat over TLS 1.2+ on this address (e.g. :8443), into the same room")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "with --tls-listen: PEM certificate file (the chain, leaf first)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "with --tls-listen: PEM private key file")
 	return cmd
 }
 
@@ -127,6 +133,10 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	}
 	if o.history < 0 {
 		return usagef("--history must not be negative")
+	}
+	tlsCfg, tlsAddr, err := serveTLSConfig(o, logger)
+	if err != nil {
+		return err
 	}
 
 	roomCfg := chat.Config{
@@ -214,9 +224,19 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if listening != nil {
 		listening("chat", ln.Addr())
 	}
+	tln, err := listenTLS(ctx, srv, tlsCfg, tlsAddr, logger, listening)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	serving := 1
+	if tln != nil {
+		serving++
+		go func() { errc <- srv.Serve(tln) }()
+	}
 
 	select {
 	case err := <-errc:
@@ -230,7 +250,9 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown timed out; closed remaining connections", "conns", srv.Conns())
 	}
-	<-errc
+	for range serving {
+		<-errc
+	}
 	return nil
 }
 
