@@ -39,7 +39,10 @@ type EchoConfig struct {
 	BatchSize int
 	// ReadBuffer sets SO_RCVBUF (default 4 MiB, capped by the kernel).
 	ReadBuffer int
-	Logger     *slog.Logger
+	// NoGSO turns off UDP generic segmentation offload (used by default
+	// where the kernel has it).
+	NoGSO  bool
+	Logger *slog.Logger
 }
 
 // EchoStats counts what an echo server did since it started.
@@ -185,16 +188,45 @@ type echoLoop struct {
 	start         time.Time
 	rms, wms      []ipv4.Message
 
+	// Generic segmentation offload: replies to one destination that have
+	// the same size leave in one sendmmsg entry with a UDP_SEGMENT control
+	// message, so the kernel routes and builds one packet train instead of
+	// one packet per datagram.
+	gso    bool
+	keep   []int            // indices into rms of the datagrams to answer
+	dst    []netip.AddrPort // source of each datagram in rms
+	used   []bool
+	order  []int    // indices into rms, in the order they are sent
+	groups [][2]int // per wms entry: start in order and number of datagrams
+	gsoBuf []byte   // coalesced payloads
+	oob    []byte   // one UDP_SEGMENT control message per wms entry
+	one    []ipv4.Message
+
 	received, echoed, lowPort, rateLimited, writeErrors atomic.Uint64
 }
 
+// GSO limits: segments small enough for any path MTU (so the kernel never
+// refuses for size) and at most 64 of them, the oldest kernels' maximum.
+const (
+	gsoMaxSegment  = 1200
+	gsoMaxSegments = 64
+)
+
 func newEchoLoop(c *net.UDPConn, cfg EchoConfig) *echoLoop {
+	n := cfg.BatchSize
 	l := &echoLoop{
 		log:           cfg.Logger,
 		allowLowPorts: cfg.AllowLowPorts,
 		start:         time.Now(),
-		rms:           make([]ipv4.Message, cfg.BatchSize),
-		wms:           make([]ipv4.Message, cfg.BatchSize),
+		rms:           make([]ipv4.Message, n),
+		wms:           make([]ipv4.Message, n),
+		gso:           !cfg.NoGSO && gsoSupported(c),
+		keep:          make([]int, 0, n),
+		dst:           make([]netip.AddrPort, n),
+		used:          make([]bool, n),
+		order:         make([]int, n),
+		groups:        make([][2]int, n),
+		one:           []ipv4.Message{{Buffers: make([][]byte, 1)}},
 	}
 	if c.LocalAddr().(*net.UDPAddr).IP.To4() != nil {
 		l.conn = ipv4.NewPacketConn(c)
@@ -206,10 +238,14 @@ func newEchoLoop(c *net.UDPConn, cfg EchoConfig) *echoLoop {
 	}
 	// One allocation for every buffer of the batch. Pages the kernel never
 	// writes are never touched, so the resident cost follows the traffic.
-	mem := make([]byte, cfg.BatchSize*maxDatagram)
+	mem := make([]byte, n*maxDatagram)
 	for i := range l.rms {
 		l.rms[i].Buffers = [][]byte{mem[i*maxDatagram : (i+1)*maxDatagram : (i+1)*maxDatagram]}
 		l.wms[i].Buffers = make([][]byte, 1)
+	}
+	if l.gso {
+		l.gsoBuf = make([]byte, n*gsoMaxSegment)
+		l.oob = make([]byte, n*gsoOOBSize)
 	}
 	return l
 }
@@ -232,7 +268,7 @@ func (l *echoLoop) run() error {
 // echo filters the n datagrams just read and writes the replies.
 func (l *echoLoop) echo(n int) error {
 	now := int64(time.Since(l.start))
-	w := 0
+	l.keep = l.keep[:0]
 	var low, limited uint64
 	for i := range n {
 		m := &l.rms[i]
@@ -248,10 +284,8 @@ func (l *echoLoop) echo(n int) error {
 			limited++
 			continue
 		}
-		wm := &l.wms[w]
-		wm.Buffers[0] = m.Buffers[0][:m.N]
-		wm.Addr = m.Addr
-		w++
+		l.dst[i] = src
+		l.keep = append(l.keep, i)
 	}
 	l.received.Add(uint64(n))
 	if low > 0 {
@@ -260,30 +294,125 @@ func (l *echoLoop) echo(n int) error {
 	if limited > 0 {
 		l.rateLimited.Add(limited)
 	}
-	sent := 0
-	for off := 0; off < w; {
-		k, err := l.conn.WriteBatch(l.wms[off:w], 0)
-		if k > 0 {
-			off += k
-			sent += k
-		}
-		if err == nil && k <= 0 {
-			err = errors.New("sendmmsg sent nothing")
-		}
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			// sendmmsg reports an error only for the first message it could
-			// not send; skip that one and carry on with the rest.
-			l.writeErrors.Add(1)
-			l.log.Debug("udp echo: write failed", "to", l.wms[off].Addr.String(), "err", err)
-			off++
-		}
-	}
+	w := l.plan()
+	sent, err := l.send(w)
 	l.echoed.Add(uint64(sent))
 	for i := range w {
 		l.wms[i].Addr = nil // let the address be collected
 	}
-	return nil
+	return err
+}
+
+// plan fills wms with the replies and returns how many entries it used.
+// With GSO, each run of equal-sized datagrams to one destination becomes
+// one entry. A run ends at the first datagram to that destination with a
+// different size, so every destination gets its replies in the order it
+// sent them; only replies to different peers may change places.
+func (l *echoLoop) plan() int {
+	if !l.gso {
+		for k, i := range l.keep {
+			l.wms[k].Buffers[0] = l.rms[i].Buffers[0][:l.rms[i].N]
+			l.wms[k].Addr = l.rms[i].Addr
+			l.wms[k].OOB = nil
+			l.order[k] = i
+			l.groups[k] = [2]int{k, 1}
+		}
+		return len(l.keep)
+	}
+	clear(l.used)
+	k, pos, bufOff := 0, 0, 0
+	for a, i := range l.keep {
+		if l.used[i] {
+			continue
+		}
+		l.used[i] = true
+		size := l.rms[i].N
+		start := pos
+		l.order[pos] = i
+		pos++
+		if size > 0 && size <= gsoMaxSegment {
+			for _, j := range l.keep[a+1:] {
+				if pos-start == gsoMaxSegments {
+					break
+				}
+				if l.used[j] || l.dst[j] != l.dst[i] {
+					continue
+				}
+				if l.rms[j].N != size {
+					break
+				}
+				l.used[j] = true
+				l.order[pos] = j
+				pos++
+			}
+		}
+		cnt := pos - start
+		wm := &l.wms[k]
+		wm.Addr = l.rms[i].Addr
+		if cnt == 1 {
+			wm.Buffers[0] = l.rms[i].Buffers[0][:size]
+			wm.OOB = nil
+		} else {
+			buf := l.gsoBuf[bufOff : bufOff+cnt*size]
+			for s, j := range l.order[start:pos] {
+				copy(buf[s*size:], l.rms[j].Buffers[0][:size])
+			}
+			bufOff += cnt * size
+			wm.Buffers[0] = buf
+			wm.OOB = segmentCmsg(l.oob[k*gsoOOBSize:], size)
+		}
+		l.groups[k] = [2]int{start, cnt}
+		k++
+	}
+	return k
+}
+
+// send writes wms[:w] and returns the number of datagrams sent.
+func (l *echoLoop) send(w int) (int, error) {
+	sent := 0
+	for off := 0; off < w; {
+		k, err := l.conn.WriteBatch(l.wms[off:w], 0)
+		for _, g := range l.groups[off : off+max(k, 0)] {
+			sent += g[1]
+		}
+		off += max(k, 0)
+		if err == nil && k <= 0 {
+			err = errors.New("sendmmsg sent nothing")
+		}
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return sent, nil
+		}
+		// sendmmsg reports an error only for the first message it could
+		// not send; retry it unsegmented if GSO was the problem, else skip
+		// it and carry on with the rest.
+		if g := l.groups[off]; g[1] > 1 && gsoRefused(err) {
+			l.log.Info("udp echo: the kernel refused segmentation offload; sending datagrams one by one", "err", err)
+			l.gso = false
+			sent += l.sendEach(l.order[g[0] : g[0]+g[1]])
+		} else {
+			l.writeErrors.Add(1)
+			l.log.Debug("udp echo: write failed", "to", l.wms[off].Addr.String(), "err", err)
+		}
+		off++
+	}
+	return sent, nil
+}
+
+// sendEach sends the datagrams rms[idx...] individually.
+func (l *echoLoop) sendEach(idx []int) int {
+	sent := 0
+	for _, i := range idx {
+		l.one[0].Buffers[0] = l.rms[i].Buffers[0][:l.rms[i].N]
+		l.one[0].Addr = l.rms[i].Addr
+		if k, err := l.conn.WriteBatch(l.one, 0); err == nil && k == 1 {
+			sent++
+		} else {
+			l.writeErrors.Add(1)
+		}
+	}
+	l.one[0].Addr = nil
+	return sent
 }
