@@ -72,11 +72,14 @@ type Config struct {
 type Room struct {
 	cfg Config
 
-	mu     sync.RWMutex
-	byFold map[string]*User
-	// members is an immutable snapshot of the joined users, replaced on
-	// every join and leave, so that fan-out walks it without any lock.
-	members atomic.Pointer[[]*User]
+	// mu guards the membership. Fan-out holds it for reading while it
+	// walks members (Deliver never blocks, so that is short); joins and
+	// leaves take it for writing and change members in place in O(1), so
+	// a storm of N joins costs O(N), not the O(N²) of copy-on-write.
+	mu      sync.RWMutex
+	byFold  map[string]*User
+	members []*User // in no particular order; User.idx is the position
+	online  atomic.Int64
 
 	batch   sync.Mutex
 	joined  int
@@ -98,13 +101,12 @@ func NewRoom(cfg Config) *Room {
 		cfg.MsgBurst = 1
 	}
 	r := &Room{cfg: cfg, byFold: make(map[string]*User)}
-	r.members.Store(&[]*User{})
 	r.hist.init(cfg.History)
 	return r
 }
 
 // Online is the number of joined users.
-func (r *Room) Online() int { return len(*r.members.Load()) }
+func (r *Room) Online() int { return int(r.online.Load()) }
 
 // Greeting is the first line a new connection gets, before the nickname.
 func (r *Room) Greeting() string {
@@ -128,6 +130,7 @@ type User struct {
 	// goroutine (the only one that renames) may read them without the lock.
 	nick string
 	fold string
+	idx  int  // position in room.members, guarded by room.mu
 	gone bool // guarded by room.mu
 
 	limiter *rate.Limiter
@@ -161,17 +164,15 @@ func (r *Room) Join(s Session, nick string, info Info) (*User, error) {
 		return nil, &NickError{Nick: nick, Taken: true}
 	}
 	r.byFold[fold] = u
-	old := *r.members.Load()
-	next := make([]*User, len(old), len(old)+1)
-	copy(next, old)
-	next = append(next, u)
-	online := len(next)
-	// The welcome and history are queued before the new snapshot is
-	// published, so no broadcast can overtake them.
+	u.idx = len(r.members)
+	r.members = append(r.members, u)
+	online := len(r.members)
+	r.online.Store(int64(online))
+	// The welcome and history are queued while the lock keeps every
+	// broadcast out, so none can overtake them.
 	s.Deliver([]byte("* Welcome, " + nick + "! " + strconv.Itoa(online) +
 		" users online. Type /help for commands."))
 	r.hist.replay(s)
-	r.members.Store(&next)
 	r.mu.Unlock()
 
 	r.record(KindJoin, nick, "")
@@ -191,14 +192,14 @@ func (u *User) Leave(reason string) {
 	}
 	u.gone = true
 	delete(r.byFold, u.fold)
-	old := *r.members.Load()
-	next := make([]*User, 0, len(old))
-	for _, m := range old {
-		if m != u {
-			next = append(next, m)
-		}
-	}
-	r.members.Store(&next)
+	last := len(r.members) - 1
+	moved := r.members[last]
+	r.members[u.idx] = moved
+	moved.idx = u.idx
+	r.members[last] = nil
+	r.members = r.members[:last]
+	online := len(r.members)
+	r.online.Store(int64(online))
 	nick := u.nick
 	r.mu.Unlock()
 
@@ -207,10 +208,10 @@ func (u *User) Leave(reason string) {
 	if reason != "" {
 		// The count goes before the reason so the notice keeps the
 		// fixed shape "* NICK left (N online)" that scripts match on.
-		r.presence(u, text, false, len(next), reason)
+		r.presence(u, text, false, online, reason)
 		return
 	}
-	r.presence(u, text, false, len(next))
+	r.presence(u, text, false, online)
 }
 
 // presence sends a join or leave notice, or adds it to the per-second
@@ -251,11 +252,13 @@ func (r *Room) flushPresence() {
 
 // deliverOthers hands line to every joined user except skip.
 func (r *Room) deliverOthers(skip *User, line []byte) {
-	for _, m := range *r.members.Load() {
+	r.mu.RLock()
+	for _, m := range r.members {
 		if m != skip {
 			m.sess.Deliver(line)
 		}
 	}
+	r.mu.RUnlock()
 }
 
 // Notice sends a server notice ("* " + text) to every joined user.
@@ -406,13 +409,10 @@ func (u *User) rename(nick string) {
 }
 
 func (r *Room) who() string {
-	members := *r.members.Load()
-	nicks := make([]string, 0, len(members))
 	r.mu.RLock()
-	for _, m := range members {
-		if !m.gone {
-			nicks = append(nicks, m.nick)
-		}
+	nicks := make([]string, 0, len(r.members))
+	for _, m := range r.members {
+		nicks = append(nicks, m.nick)
 	}
 	r.mu.RUnlock()
 	slices.SortFunc(nicks, func(a, b string) int {

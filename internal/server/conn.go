@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -21,26 +22,46 @@ import (
 // errEnd stops line processing once the session is over (quit, flooding).
 var errEnd = errors.New("session ended")
 
-// conn is one client connection: a reader goroutine that owns the input
-// side, and an output queue drained by an on-demand writer goroutine.
+// Reasons a session can expire from outside its input (see conn.expire).
+const (
+	expireNick     = "nickname timeout"
+	expireIdle     = "idle"
+	expireShutdown = "shutdown"
+)
+
+// conn is one client connection.
+//
+// Input is driven in one of two ways. Plain TCP connections on Linux are
+// registered with a poller (an epoll set shared by many connections): the
+// poller reads them when they are readable and runs their input on its own
+// goroutine, so an idle connection has no goroutine and no read buffer.
+// Other connections (TLS, other systems) have a reader goroutine (serve).
+// Either way all input processing happens under inMu, so timers and
+// shutdown can end a session safely from other goroutines.
+//
+// Output is a queue drained by an on-demand writer goroutine (see enqueue).
 type conn struct {
 	srv    *Server
 	nc     net.Conn
-	rc     syscall.RawConn // nil when nc is not a plain TCP socket (TLS)
+	rc     syscall.RawConn // plain TCP only
+	poll   *poller         // set before start when a poller drives input
+	pollID uint64
 	ip     netip.Addr
 	remote string
 	since  time.Time
+	joined atomic.Bool
+	lastIn atomic.Int64 // unix nanoseconds of the last input (idle timeout)
 
-	// Input side, used only by the reader goroutine.
-	rbuf   []byte  // read buffer of the generic (non-raw) path
-	rptr   *[]byte // pooled buffer of the current raw-path chunk
+	// Input side, guarded by inMu.
+	inMu   sync.Mutex
+	ended  bool // the session is over; its closing has started
 	filter telnet.Filter
 	split  *line.Splitter
 	clean  []byte
 	reply  []byte
 	user   *chat.User
-	end    chat.End // why line processing stopped
 
+	// Output side, guarded by mu.
 	mu       sync.Mutex
 	out      []byte    // bytes queued, not yet taken by the writer
 	spare    []byte    // the writer's previous batch, reused for out
@@ -49,11 +70,10 @@ type conn struct {
 	oldest   time.Time // when the oldest line in out was queued (metrics only)
 	last     bool      // the final line is queued; later output is dropped
 	writing  bool      // a writer goroutine is running
-	closing  bool      // the session is ending; writer reports when drained
 	drained  chan struct{}
-	dead     bool // connection closed: output is dropped
-	stopping bool // server shutdown: reader must end at its next read
-	why      string
+	dead     bool   // connection closed: output is dropped
+	expired  string // reader mode: why the reader was woken (see expire)
+	why      string // first reason the connection ended, for the log
 }
 
 func newConn(s *Server, nc net.Conn, ip netip.Addr) *conn {
@@ -78,7 +98,11 @@ func newConn(s *Server, nc net.Conn, ip netip.Addr) *conn {
 // freeBufs recycles output buffers, so that only connections with output
 // in flight hold one. A bounded channel rather than a sync.Pool: it stores
 // slices without boxing them.
-var freeBufs = make(chan []byte, 4096)
+var freeBufs = make(chan []byte, 256)
+
+// maxKeptBuf is the largest buffer kept for reuse; a burst to one slow
+// client must not pin megabytes forever.
+const maxKeptBuf = 64 << 10
 
 func getBuf() []byte {
 	select {
@@ -98,10 +122,6 @@ func putBuf(b []byte) {
 	default:
 	}
 }
-
-// maxKeptBuf is the largest buffer kept for reuse; a burst to one slow
-// client must not pin megabytes in the pool forever.
-const maxKeptBuf = 64 << 10
 
 // Deliver implements chat.Session. It never blocks: it appends the line to
 // the queue and makes sure a writer is running.
@@ -129,13 +149,16 @@ func (c *conn) enqueue(b []byte, crlf bool) {
 		return
 	}
 	if len(c.out)+c.inflight+n > c.srv.cfg.SendQueue {
-		c.dead = true
-		c.why = "slow consumer"
 		queued := len(c.out) + c.inflight
 		c.mu.Unlock()
 		c.srv.m.slowConsumer()
 		c.srv.log.Warn("slow consumer disconnected", "remote", c.remote, "queued_bytes", queued)
-		_ = c.nc.Close()
+		// Reset rather than close: a normal close would leave the kernel
+		// holding up to its whole send buffer (megabytes on loopback) for a
+		// peer that is not reading, and the peer would not learn it was
+		// cut off until it had read all of it.
+		setLingerZero(c.nc)
+		c.kill("slow consumer")
 		return
 	}
 	if c.out == nil {
@@ -144,8 +167,6 @@ func (c *conn) enqueue(b []byte, crlf bool) {
 	c.out = append(c.out, b...)
 	if crlf {
 		c.out = append(c.out, '\r', '\n')
-	}
-	if crlf {
 		c.lines++
 	}
 	if c.srv.m != nil && c.oldest.IsZero() {
@@ -195,7 +216,7 @@ func (c *conn) writeLoop() {
 	}
 }
 
-// recycle hands the empty output buffers back to the pool; c.mu is held.
+// recycle hands the empty output buffers back; c.mu is held.
 func (c *conn) recycle() {
 	if c.out != nil {
 		putBuf(c.out)
@@ -206,46 +227,48 @@ func (c *conn) recycle() {
 	c.out, c.spare = nil, nil
 }
 
-// kill closes the connection at once, dropping queued output.
+// kill closes the connection at once, dropping queued output, and ends the
+// session. It may be called from any goroutine, including one that is
+// delivering to this connection while holding another session's inMu.
 func (c *conn) kill(why string) {
+	if !c.closeNow(why) {
+		return
+	}
+	// The session's input side must learn of it: a poller does not notice
+	// a socket closed under it. Asynchronous, because the caller may hold
+	// this connection's inMu (a user's own command overflowing its queue).
+	go func() {
+		c.inMu.Lock()
+		c.endSession(why, false)
+		c.inMu.Unlock()
+	}()
+}
+
+// closeNow marks the connection dead and closes the socket; it reports
+// whether this call did it.
+func (c *conn) closeNow(why string) bool {
 	c.mu.Lock()
 	if c.dead {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.dead = true
-	c.why = why
-	c.mu.Unlock()
-	_ = c.nc.Close()
-}
-
-// stop asks the reader to end the session at its next read (shutdown).
-func (c *conn) stop() {
-	c.mu.Lock()
-	c.stopping = true
-	_ = c.nc.SetReadDeadline(time.Now())
-	c.mu.Unlock()
-}
-
-// armReadDeadline sets the read deadline unless a shutdown already asked
-// the reader to stop; the lock orders it with stop.
-func (c *conn) armReadDeadline(t time.Time) {
-	c.mu.Lock()
-	if !c.stopping {
-		_ = c.nc.SetReadDeadline(t)
+	if c.why == "" {
+		c.why = why
 	}
 	c.mu.Unlock()
+	_ = c.nc.Close()
+	return true
 }
 
-// finish ends the session gracefully: it waits (bounded) until everything
-// queued has been written, then closes.
+// finish waits (bounded) until everything queued has been written, then
+// closes the connection gracefully.
 func (c *conn) finish(why string) {
 	_ = c.nc.SetWriteDeadline(time.Now().Add(closeLinger))
 	c.mu.Lock()
 	if c.why == "" {
 		c.why = why
 	}
-	c.closing = true
 	var wait chan struct{}
 	if c.writing && !c.dead {
 		c.drained = make(chan struct{})
@@ -266,155 +289,195 @@ func (c *conn) finish(why string) {
 	closeGracefully(c.nc)
 }
 
-// ---- input ----
+// ---- session lifetime ----
 
-// readPool holds read buffers for the raw path, which takes one only while
-// the socket has data, so idle connections hold none.
-var readPool = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
-
-// read returns the next chunk of input. On plain TCP it waits for
-// readability without holding a buffer; the chunk is valid until putChunk.
-func (c *conn) read() (chunk []byte, err error) {
-	if c.rc == nil {
-		if c.rbuf == nil {
-			c.rbuf = make([]byte, 4096)
-		}
-		n, err := c.nc.Read(c.rbuf)
-		return c.rbuf[:n], err
-	}
-	var buf *[]byte
-	var n int
-	var rerr error
-	err = c.rc.Read(func(fd uintptr) bool {
-		b := readPool.Get().(*[]byte)
-		for {
-			n, rerr = syscall.Read(int(fd), *b)
-			if rerr != syscall.EINTR {
-				break
-			}
-		}
-		if rerr == syscall.EAGAIN {
-			readPool.Put(b)
-			return false
-		}
-		buf = b
-		return true
-	})
-	if err != nil {
-		return nil, err
-	}
-	if rerr != nil {
-		readPool.Put(buf)
-		return nil, &net.OpError{Op: "read", Net: "tcp", Addr: c.nc.RemoteAddr(), Err: os.NewSyscallError("read", rerr)}
-	}
-	if n <= 0 {
-		readPool.Put(buf)
-		return nil, io.EOF
-	}
-	c.rptr = buf
-	return (*buf)[:n], nil
-}
-
-func (c *conn) serve() {
-	defer c.srv.forget(c)
-	defer func() {
-		if p := recover(); p != nil {
-			c.srv.log.Error("session panic", "remote", c.remote, "panic", p, "stack", string(debug.Stack()))
-			c.kill("internal error")
-		}
-		if c.user != nil {
-			c.user.Leave("")
-		}
-		c.mu.Lock()
-		why := c.why
-		c.mu.Unlock()
-		nick := ""
-		if c.user != nil {
-			nick = c.user.Nick()
-		}
-		c.srv.log.Info("disconnect", "remote", c.remote, "nick", nick, "reason", why,
-			"duration", time.Since(c.since).Round(time.Millisecond))
-	}()
+// start begins serving the connection: greeting, then input.
+func (c *conn) start() {
 	c.srv.log.Info("connect", "remote", c.remote)
 	c.Deliver([]byte(c.srv.room.Greeting()))
-	cfg := &c.srv.cfg
-	if cfg.NickTimeout > 0 {
-		c.armReadDeadline(c.since.Add(cfg.NickTimeout))
+	if c.poll == nil {
+		go c.serve()
+		return
 	}
+	if err := c.poll.add(c); err != nil {
+		c.srv.log.Error("cannot poll connection", "remote", c.remote, "err", err)
+		c.kill("poller: " + err.Error())
+	}
+}
+
+// endSession marks the session over and closes the connection on another
+// goroutine (gracefully: after flushing). inMu is held. It is idempotent.
+func (c *conn) endSession(why string, graceful bool) {
+	if c.ended {
+		return
+	}
+	c.ended = true
+	c.joined.Store(false)
+	if c.poll != nil {
+		c.poll.remove(c)
+	}
+	if c.user != nil {
+		c.user.Leave("")
+	}
+	nick := ""
+	if c.user != nil {
+		nick = c.user.Nick()
+	}
+	go func() {
+		if graceful {
+			c.finish(why)
+		} else {
+			c.closeNow(why)
+		}
+		c.srv.forget(c)
+		c.mu.Lock()
+		reason := c.why
+		c.mu.Unlock()
+		c.srv.log.Info("disconnect", "remote", c.remote, "nick", nick, "reason", reason,
+			"duration", time.Since(c.since).Round(time.Millisecond))
+	}()
+}
+
+// expire ends the session from outside its input: a timeout found by the
+// sweeper, or a shutdown. A reader goroutine is woken with an immediate read
+// deadline and handles it itself; a polled connection is handled here.
+func (c *conn) expire(kind string) {
+	if c.poll == nil {
+		c.mu.Lock()
+		if c.expired == "" {
+			c.expired = kind
+		}
+		_ = c.nc.SetReadDeadline(time.Now())
+		c.mu.Unlock()
+		return
+	}
+	c.inMu.Lock()
+	c.expireLocked(kind)
+	c.inMu.Unlock()
+}
+
+// expireLocked handles an expiry; inMu is held.
+func (c *conn) expireLocked(kind string) {
+	if c.ended {
+		return
+	}
+	switch kind {
+	case expireNick:
+		if c.user != nil {
+			return // joined in the meantime
+		}
+		c.Deliver([]byte("! nickname timeout"))
+	case expireIdle:
+		if c.user == nil {
+			return
+		}
+		c.Deliver([]byte(chat.IdleNotice(c.srv.cfg.IdleTimeout)))
+	}
+	c.endSession(kind, true)
+}
+
+// recoverSession contains a panic in one session's input processing: it is
+// logged and that session is closed; the server and every other session
+// go on. Deferred with inMu held.
+func (c *conn) recoverSession() {
+	if p := recover(); p != nil {
+		c.srv.log.Error("session panic", "remote", c.remote, "panic", p, "stack", string(debug.Stack()))
+		c.endSession("internal error", false)
+	}
+}
+
+// ---- input ----
+
+// serve is the reader goroutine of a connection that is not polled.
+func (c *conn) serve() {
+	buf := make([]byte, 4096)
 	for {
-		if c.user != nil && cfg.IdleTimeout > 0 {
-			c.armReadDeadline(time.Now().Add(cfg.IdleTimeout))
-		}
-		chunk, err := c.read()
-		if len(chunk) > 0 {
-			end := c.process(chunk)
-			c.putChunk()
-			if end != chat.Stay {
-				if end == chat.Flood {
-					c.srv.m.flood()
-					c.finish("flooding")
-				} else {
-					c.finish("quit")
-				}
-				return
-			}
-		}
-		if err != nil {
-			c.readFailed(err)
+		n, err := c.nc.Read(buf)
+		c.inMu.Lock()
+		c.readDone(buf[:n], err)
+		ended := c.ended
+		c.inMu.Unlock()
+		if ended {
 			return
 		}
 	}
 }
 
-// putChunk gives the raw path's read buffer back to the pool once the
-// chunk has been processed.
-func (c *conn) putChunk() {
-	if c.rptr != nil {
-		readPool.Put(c.rptr)
-		c.rptr = nil
+func (c *conn) readDone(chunk []byte, err error) {
+	defer c.recoverSession()
+	if c.ended {
+		return
 	}
-}
-
-func (c *conn) readFailed(err error) {
-	switch {
-	case errors.Is(err, io.EOF):
-		// Half-close: the client is done sending, but every line it sent
-		// is answered before we close (SPEC §2.4).
-		_ = c.split.Flush(c.onLine)
-		if c.user != nil {
-			c.user.Leave("")
+	if len(chunk) > 0 {
+		c.input(chunk)
+		if c.ended {
+			return
 		}
-		c.finish("eof")
+	}
+	switch {
+	case err == nil:
+	case errors.Is(err, io.EOF):
+		c.inputEOF()
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		c.mu.Lock()
-		stopping := c.stopping
+		kind := c.expired
+		c.expired = ""
 		c.mu.Unlock()
-		switch {
-		case stopping:
-			c.finish("shutdown")
-		case c.user == nil:
-			c.Deliver([]byte("! nickname timeout"))
-			c.finish("nickname timeout")
-		default:
-			c.Deliver([]byte(chat.IdleNotice(c.srv.cfg.IdleTimeout)))
-			c.user.Leave("")
-			c.finish("idle")
+		_ = c.nc.SetReadDeadline(time.Time{})
+		if kind != "" {
+			c.expireLocked(kind)
 		}
 	default:
-		c.kill("read: " + errText(err))
+		c.endSession("read: "+errText(err), false)
 	}
 }
 
-// process runs one chunk of input through the telnet filter, the line
-// splitter and the room. It reports whether and why the session must end.
-func (c *conn) process(chunk []byte) chat.End {
+// onReadable is called by the poller when the socket has input (or EOF, or
+// an error). buf is the poller's read buffer.
+func (c *conn) onReadable(buf []byte) {
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	if c.ended {
+		return
+	}
+	var n int
+	var rerr error
+	err := c.rc.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), buf)
+			if rerr != syscall.EINTR {
+				return true // never let the runtime wait: the poller does
+			}
+		}
+	})
+	switch {
+	case err != nil:
+	case rerr == syscall.EAGAIN:
+		return
+	case rerr != nil:
+		err = os.NewSyscallError("read", rerr)
+	case n == 0:
+		err = io.EOF
+	}
+	if n < 0 {
+		n = 0
+	}
+	c.readDone(buf[:n], err)
+}
+
+// input runs one chunk through the telnet filter, the line splitter and
+// the room.
+func (c *conn) input(chunk []byte) {
+	if c.srv.cfg.IdleTimeout > 0 {
+		c.lastIn.Store(time.Now().UnixNano())
+	}
 	data, ev := c.filter.Process(chunk, &c.reply)
 	if len(c.reply) > 0 {
 		c.enqueue(c.reply, false)
 		c.reply = c.reply[:0]
 	}
-	if err := c.split.Feed(data, c.onLine, c.onTooLong); err != nil {
-		return c.end
+	if err := c.split.Feed(data, c.onLine, c.onTooLong); err != nil || c.ended {
+		return
 	}
 	if ev&telnet.EventAYT != 0 {
 		c.Deliver([]byte("* yes"))
@@ -424,9 +487,15 @@ func (c *conn) process(chunk []byte) chat.End {
 		if c.user != nil {
 			c.user.Handle("/quit")
 		}
-		return chat.Quit
+		c.endSession("quit", true)
 	}
-	return chat.Stay
+}
+
+// inputEOF handles the client's half-close: every line it sent is answered
+// before the connection closes (SPEC §2.4).
+func (c *conn) inputEOF() {
+	_ = c.split.Flush(c.onLine)
+	c.endSession("eof", true)
 }
 
 func (c *conn) onTooLong() error {
@@ -435,6 +504,9 @@ func (c *conn) onTooLong() error {
 }
 
 func (c *conn) onLine(raw []byte) error {
+	if c.ended {
+		return errEnd
+	}
 	c.srv.m.lineIn(len(raw))
 	if h := c.srv.cfg.testHookLine; h != nil {
 		h(raw)
@@ -451,17 +523,33 @@ func (c *conn) onLine(raw []byte) error {
 			return nil
 		}
 		c.user = u
-		c.armReadDeadline(time.Time{})
+		c.lastIn.Store(time.Now().UnixNano())
+		c.joined.Store(true)
 		c.srv.log.Debug("joined", "remote", c.remote, "nick", nick)
 		return nil
 	}
 	if line.IsBlank(c.clean) {
 		return nil
 	}
-	if c.end = c.user.Handle(string(c.clean)); c.end != chat.Stay {
-		return errEnd
+	switch c.user.Handle(string(c.clean)) {
+	case chat.Stay:
+		return nil
+	case chat.Flood:
+		c.srv.m.flood()
+		c.endSession("flooding", true)
+	default:
+		c.endSession("quit", true)
 	}
-	return nil
+	return errEnd
+}
+
+func setLingerZero(nc net.Conn) {
+	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = u.NetConn()
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetLinger(0)
+	}
 }
 
 func errText(err error) string {

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -71,6 +72,13 @@ type Server struct {
 	inShutdown atomic.Bool
 	active     atomic.Int64 // open connections
 
+	pollOnce sync.Once
+	pollers  []*poller // nil where polling is unavailable
+	pollNext atomic.Uint32
+
+	sweepOnce sync.Once
+	done      chan struct{} // closed by Shutdown and Close
+
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	conns     map[*conn]struct{}
@@ -98,6 +106,69 @@ func New(room *chat.Room, cfg Config) *Server {
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
 		perIP:     make(map[netip.Addr]int),
+		done:      make(chan struct{}),
+	}
+}
+
+// pollerFor picks the poller for a new plain TCP connection, creating one
+// poller per CPU on first use; nil means "use a reader goroutine".
+func (s *Server) pollerFor() *poller {
+	s.pollOnce.Do(func() {
+		for range runtime.GOMAXPROCS(0) {
+			p, err := newPoller()
+			if err != nil {
+				s.log.Debug("no poller, using a goroutine per connection", "err", err)
+				break
+			}
+			s.pollers = append(s.pollers, p)
+			go p.run()
+		}
+	})
+	if len(s.pollers) == 0 {
+		return nil
+	}
+	return s.pollers[int(s.pollNext.Add(1))%len(s.pollers)]
+}
+
+// sweep enforces the nickname and idle timeouts. One sweeper for all
+// connections costs far less than a timer per connection, and its
+// resolution (a fraction of the shortest timeout) is all the limits need.
+func (s *Server) sweep() {
+	shortest := s.cfg.NickTimeout
+	if s.cfg.IdleTimeout > 0 && (shortest <= 0 || s.cfg.IdleTimeout < shortest) {
+		shortest = s.cfg.IdleTimeout
+	}
+	if shortest <= 0 {
+		return
+	}
+	tick := min(max(shortest/8, 5*time.Millisecond), time.Second)
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var conns []*conn
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		s.mu.Lock()
+		conns = conns[:0]
+		for c := range s.conns {
+			conns = append(conns, c)
+		}
+		s.mu.Unlock()
+		now := time.Now()
+		for _, c := range conns {
+			switch {
+			case c.joined.Load():
+				if s.cfg.IdleTimeout > 0 && now.Sub(time.Unix(0, c.lastIn.Load())) >= s.cfg.IdleTimeout {
+					c.expire(expireIdle)
+				}
+			case s.cfg.NickTimeout > 0 && now.Sub(c.since) >= s.cfg.NickTimeout:
+				c.expire(expireNick)
+			}
+		}
+		clear(conns)
 	}
 }
 
@@ -198,12 +269,16 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	c := newConn(s, nc, ip)
+	if c.rc != nil {
+		c.poll = s.pollerFor()
+	}
 	s.conns[c] = struct{}{}
 	s.perIP[ip]++
 	s.mu.Unlock()
 	s.active.Add(1)
 	s.m.connOpened()
-	go c.serve()
+	s.sweepOnce.Do(func() { go s.sweep() })
+	c.start()
 }
 
 func (s *Server) forget(c *conn) {
@@ -249,24 +324,25 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.mu.Unlock()
 
+	s.stopBackground()
 	// The notice goes to everybody before any session ends, so that it is
 	// everybody's last line: nobody sees the others leave.
 	for _, c := range conns {
 		c.deliverLast([]byte("* server shutting down"))
 	}
 	for _, c := range conns {
-		c.stop()
+		c.expire(expireShutdown)
 	}
-	if idle == nil {
-		return nil
+	if idle != nil {
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			s.Close()
+			return ctx.Err()
+		}
 	}
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
-		s.Close()
-		return ctx.Err()
-	}
+	s.closePollers()
+	return nil
 }
 
 // Close closes all listeners and connections immediately.
@@ -282,10 +358,32 @@ func (s *Server) Close() error {
 		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	s.stopBackground()
 	for _, c := range conns {
 		c.kill("server closed")
 	}
+	s.closePollers()
 	return nil
+}
+
+func (s *Server) stopBackground() {
+	s.mu.Lock()
+	select {
+	case <-s.done:
+	default:
+		close(s.done)
+	}
+	s.mu.Unlock()
+}
+
+// closePollers stops the pollers once no connection needs them. A poller
+// that still has connections (Close does not wait for them) is closed all
+// the same: those connections are already dead.
+func (s *Server) closePollers() {
+	s.pollOnce.Do(func() {}) // no pollers may be created after this
+	for _, p := range s.pollers {
+		p.close()
+	}
 }
 
 func addrIP(a net.Addr) netip.Addr {
