@@ -177,9 +177,26 @@ type batchConn interface {
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
-// echoLoop serves one socket. Its buffers and messages are allocated once;
-// the loop itself does not allocate (golang.org/x/net's ReadBatch still
-// allocates the source address of each datagram).
+// splitBatch reads with one implementation and writes with another.
+type splitBatch struct {
+	r interface {
+		ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	}
+	w batchConn
+}
+
+func (s splitBatch) ReadBatch(ms []ipv4.Message, flags int) (int, error) {
+	return s.r.ReadBatch(ms, flags)
+}
+
+func (s splitBatch) WriteBatch(ms []ipv4.Message, flags int) (int, error) {
+	return s.w.WriteBatch(ms, flags)
+}
+
+// echoLoop serves one socket. Its buffers and messages are allocated once
+// and the loop does not allocate per datagram: on Linux it reads with its
+// own recvmmsg (golang.org/x/net allocates each source address) and
+// writes with golang.org/x/net's sendmmsg; elsewhere both are x/net's.
 type echoLoop struct {
 	conn          batchConn
 	log           *slog.Logger
@@ -232,6 +249,9 @@ func newEchoLoop(c *net.UDPConn, cfg EchoConfig) *echoLoop {
 		l.conn = ipv4.NewPacketConn(c)
 	} else {
 		l.conn = ipv6.NewPacketConn(c)
+	}
+	if r, err := newMmsgReader(c, n); err == nil {
+		l.conn = splitBatch{r, l.conn}
 	}
 	if cfg.Rate > 0 {
 		l.limiter = newSourceLimiter(cfg.Rate, cfg.Burst, cfg.MaxSources)
