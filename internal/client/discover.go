@@ -1,6 +1,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/term"
 
@@ -22,6 +24,11 @@ import (
 // terminal, or, when stdin is not a terminal, the list goes to stderr and
 // an error asks for an explicit address.
 func Discover(ctx context.Context, cfg discovery.BrowseConfig, useTLS bool, stdin io.Reader, stderr io.Writer) (string, error) {
+	ask := isTerminal(stdin)
+	if ask {
+		// Browsing takes the whole timeout; say why nothing happens.
+		fmt.Fprintf(stderr, "looking for netchat servers on the LAN for %s...\n", cmp.Or(cfg.Timeout, 3*time.Second))
+	}
 	servers, err := discovery.Browse(ctx, cfg)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -44,7 +51,7 @@ func Discover(ctx context.Context, cfg discovery.BrowseConfig, useTLS bool, stdi
 		}
 		found = append(found, foundServer(s, addr))
 	}
-	return choose(found, stdin, stderr, isTerminal(stdin))
+	return choose(found, stdin, stderr, ask)
 }
 
 // found is a discovered server as the user sees it.
