@@ -86,7 +86,7 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.StringVar(&o.name, "name", defaultName(), "server name shown in the greeting")
 	f.IntVar(&o.maxConns, "max-conns", d.MaxConns, "maximum open connections; further ones are refused (0 = no limit)")
 	f.IntVar(&o.maxConnsPerIP, "max-conns-per-ip", d.MaxConnsPerIP, "maximum connections from one IP address (0 = no limit)")
-	f.DurationVar(&o.idleTimeout, "idle-timeout", 0, "disconnect users silent this long (0 = never)")
+	f.DurationVar(&o.idleTimeout, "idle-timeout", 0, "disconnect users silent this long, e.g. 30m (default 0 = never)")
 	f.DurationVar(&o.keepAlive, "keepalive", d.KeepAlive, "TCP keepalive period (0 disables)")
 	f.Var(&o.msgRate, "msg-rate", "lines per second per user, e.g. 10/s or 600/m (0 = no limit)")
 	f.IntVar(&o.msgBurst, "msg-burst", 20, "burst of lines allowed above --msg-rate")
