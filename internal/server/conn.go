@@ -104,13 +104,19 @@ var freeBufs = make(chan []byte, 256)
 // client must not pin megabytes forever.
 const maxKeptBuf = 64 << 10
 
-func getBuf() []byte {
+// getBuf returns an empty buffer for at least n bytes. Fresh buffers are
+// small: a fan-out to thousands of idle users needs a buffer for each of
+// them at the same moment, each for one short line.
+func getBuf(n int) []byte {
 	select {
 	case b := <-freeBufs:
-		return b
+		if cap(b) >= n {
+			return b
+		}
+		putBuf(b)
 	default:
-		return make([]byte, 0, 2048)
 	}
+	return make([]byte, 0, max(n, 256))
 }
 
 func putBuf(b []byte) {
@@ -162,7 +168,7 @@ func (c *conn) enqueue(b []byte, crlf bool) {
 		return
 	}
 	if c.out == nil {
-		c.out = getBuf()
+		c.out = getBuf(n)
 	}
 	c.out = append(c.out, b...)
 	if crlf {
@@ -178,10 +184,98 @@ func (c *conn) enqueue(b []byte, crlf bool) {
 	}
 	c.writing = true
 	c.mu.Unlock()
-	go c.writeLoop()
+	c.srv.schedule(c)
 }
 
-// writeLoop writes batches until the queue is empty, then exits.
+// flush is run by a flusher (see Server.schedule): it writes what is
+// queued with non-blocking writes. If the socket cannot take everything,
+// the rest stays queued in order and a writeLoop goroutine takes over to
+// wait for the client; a flusher never waits for one client.
+func (c *conn) flush() {
+	for range 4 {
+		c.mu.Lock()
+		if len(c.out) == 0 || c.dead {
+			c.stopWriting()
+			c.mu.Unlock()
+			return
+		}
+		batch := c.out
+		c.out = c.spare
+		c.spare = nil
+		c.inflight = len(batch)
+		lines, oldest := c.lines, c.oldest
+		c.lines, c.oldest = 0, time.Time{}
+		c.mu.Unlock()
+
+		n, err := c.tryWrite(batch)
+		if err != nil {
+			c.kill("write: " + errText(err))
+			n = len(batch)
+		}
+		c.mu.Lock()
+		c.inflight = 0
+		if n < len(batch) {
+			rest := getBuf(len(batch) - n + len(c.out))
+			rest = append(rest, batch[n:]...)
+			rest = append(rest, c.out...)
+			if c.out != nil {
+				putBuf(c.out)
+			}
+			c.out, c.spare = rest, batch[:0]
+			c.lines += lines
+			if !oldest.IsZero() {
+				c.oldest = oldest
+			}
+			c.mu.Unlock()
+			go c.writeLoop()
+			return
+		}
+		c.spare = batch[:0]
+		c.mu.Unlock()
+		if err == nil {
+			c.srv.m.wrote(lines, n, oldest)
+		}
+	}
+	// Still busy: go to the back of the queue so others get their turn.
+	c.srv.schedule(c)
+}
+
+// tryWrite writes b without waiting; it returns how much the socket took.
+func (c *conn) tryWrite(b []byte) (int, error) {
+	var n int
+	var werr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		for {
+			n, werr = syscall.Write(int(fd), b)
+			if werr != syscall.EINTR {
+				return true
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == syscall.EAGAIN:
+		return 0, nil
+	case werr != nil:
+		return 0, os.NewSyscallError("write", werr)
+	}
+	return max(n, 0), nil
+}
+
+// stopWriting ends a writing turn; c.mu is held.
+func (c *conn) stopWriting() {
+	c.writing = false
+	if c.drained != nil {
+		close(c.drained)
+		c.drained = nil
+	}
+	c.recycle()
+}
+
+// writeLoop writes batches with blocking writes until the queue is empty,
+// then exits. It serves connections that cannot be written without
+// waiting: TLS ones, and sockets whose buffer is full.
 func (c *conn) writeLoop() {
 	var batch []byte
 	for {
@@ -191,12 +285,7 @@ func (c *conn) writeLoop() {
 			c.spare = batch[:0]
 		}
 		if len(c.out) == 0 || c.dead {
-			c.writing = false
-			if c.drained != nil {
-				close(c.drained)
-				c.drained = nil
-			}
-			c.recycle()
+			c.stopWriting()
 			c.mu.Unlock()
 			return
 		}
@@ -433,13 +522,17 @@ func (c *conn) readDone(chunk []byte, err error) {
 }
 
 // onReadable is called by the poller when the socket has input (or EOF, or
-// an error). buf is the poller's read buffer.
-func (c *conn) onReadable(buf []byte) {
+// an error). buf is the poller's read buffer and *scratch its buffer for
+// sanitised lines: input is processed one connection at a time, so they
+// need not cost every idle connection a buffer of its own.
+func (c *conn) onReadable(buf []byte, scratch *[]byte) {
 	c.inMu.Lock()
 	defer c.inMu.Unlock()
 	if c.ended {
 		return
 	}
+	c.clean = *scratch
+	defer func() { *scratch, c.clean = c.clean[:0], nil }()
 	var n int
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {

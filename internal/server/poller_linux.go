@@ -23,6 +23,7 @@ type poller struct {
 	events []unix.EpollEvent
 	batch  []*conn
 	buf    []byte
+	clean  []byte // scratch for sanitised lines, lent to each connection in turn
 
 	mu    sync.Mutex
 	conns map[uint64]*conn // by registration id, carried in the epoll event
@@ -118,7 +119,7 @@ func (p *poller) run() {
 		}
 		p.mu.Unlock()
 		for _, c := range batch {
-			c.onReadable(p.buf)
+			c.onReadable(p.buf, &p.clean)
 		}
 		clear(batch)
 		p.batch = batch
