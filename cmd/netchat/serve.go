@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"netchat/internal/chat"
+	"netchat/internal/discovery"
 	"netchat/internal/history"
 	"netchat/internal/server"
 )
@@ -52,6 +53,9 @@ type serveOptions struct {
 	logLevel         string
 	metricsAddr      string
 	tlsListen        string
+	announce         bool
+	announceInterval time.Duration
+	announceIface    string
 	tlsCert          string
 	tlsKey           string
 }
@@ -103,6 +107,9 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9090)")
+	f.BoolVar(&o.announce, "announce", false, "announce this server on the LAN (multicast beacons to 239.255.80.88:8089, TTL 1) for `netchat discover` and `netchat join`")
+	f.DurationVar(&o.announceInterval, "announce-interval", 2*time.Second, "with --announce: time between beacons")
+	f.StringVar(&o.announceIface, "announce-iface", "", "with --announce: interface NAME or ADDR to send beacons on (default: the system's choice)")
 	f.StringVar(&o.tlsListen, "tls-listen", "", "also serve the chat over TLS 1.2+ on this address (e.g. :8443), into the same room")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "with --tls-listen: PEM certificate file (the chain, leaf first)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "with --tls-listen: PEM private key file")
@@ -235,6 +242,32 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if err != nil {
 		ln.Close()
 		return err
+	}
+
+	if o.announce {
+		acfg := discovery.AnnouncerConfig{
+			Iface:    o.announceIface,
+			Interval: o.announceInterval,
+			Name:     o.name,
+			Version:  version,
+			Port:     ln.Addr().(*net.TCPAddr).Port,
+			Online:   room.Online,
+			Logger:   logger,
+		}
+		if tln != nil {
+			acfg.TLSPort = tln.Addr().(*net.TCPAddr).Port
+		}
+		ann, err := discovery.NewAnnouncer(acfg)
+		if err != nil {
+			ln.Close()
+			if tln != nil {
+				tln.Close()
+			}
+			return fmt.Errorf("--announce: %w", err)
+		}
+		actx, stopAnnounce := context.WithCancel(ctx)
+		defer stopAnnounce()
+		go func() { _ = ann.Run(actx) }()
 	}
 
 	errc := make(chan error, 2)

@@ -32,6 +32,23 @@ type AnnouncerConfig struct {
 // are logged and retried at the next interval, since a network that comes
 // and goes must not stop the chat server.
 func Announce(ctx context.Context, cfg AnnouncerConfig) error {
+	a, err := NewAnnouncer(cfg)
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}
+
+// Announcer sends beacons; NewAnnouncer sets it up, Run sends.
+type Announcer struct {
+	cfg    AnnouncerConfig
+	beacon Beacon
+	s      *mcast.Sender
+}
+
+// NewAnnouncer validates cfg and opens the multicast socket, so that a
+// caller learns of a bad group or interface before it starts serving.
+func NewAnnouncer(cfg AnnouncerConfig) (*Announcer, error) {
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
 	}
@@ -58,7 +75,7 @@ func Announce(ctx context.Context, cfg AnnouncerConfig) error {
 		Port: cfg.Port, TLSPort: cfg.TLSPort,
 	}
 	if _, err := beacon.Marshal(); err != nil {
-		return err
+		return nil, err
 	}
 	s, err := mcast.NewSender(mcast.SenderConfig{
 		Group:    cfg.Group,
@@ -67,8 +84,15 @@ func Announce(ctx context.Context, cfg AnnouncerConfig) error {
 		Loopback: true, // clients on this host must find it too
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
+	return &Announcer{cfg: cfg, beacon: beacon, s: s}, nil
+}
+
+// Run sends a beacon every interval until ctx is done, then closes the
+// socket and returns nil. Send errors are logged, not returned.
+func (a *Announcer) Run(ctx context.Context) error {
+	cfg, beacon, s := a.cfg, a.beacon, a.s
 	defer s.Close()
 	cfg.Logger.Info("announcing on the LAN", "group", s.Group().String(), "interval", cfg.Interval, "id", cfg.ID)
 
