@@ -302,7 +302,9 @@ func (u *User) Handle(line string) End {
 	if cmd.Op == OpNone {
 		return Stay
 	}
-	if u.limiter != nil && !u.limiter.Allow() {
+	// Leaving always works, even without tokens (a user being told to
+	// slow down must still be able to /quit).
+	if u.limiter != nil && cmd.Op != OpQuit && !u.limiter.Allow() {
 		return u.dropped()
 	}
 	r := u.room

@@ -616,3 +616,31 @@ func counterValue(t *testing.T, c prometheus.Collector) float64 {
 	t.Helper()
 	return testutil.ToFloat64(c)
 }
+
+// TestQuitWhileRateLimited: leaving always works, by /quit or telnet IP,
+// even when the user has no tokens left.
+func TestQuitWhileRateLimited(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		quit []byte
+	}{
+		{"slash quit", []byte("/quit\r\n")},
+		{"telnet IP", []byte{iacB, ipB}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, func(rc *chat.Config, _ *Config) { rc.MsgRate, rc.MsgBurst = 0.1, 1 })
+			alice, bob := s.pair(t)
+			alice.send("a", "b")
+			bob.expect("alice: a")
+			alice.expect("! slow down")
+			alice.write(tc.quit)
+			if lines := alice.expectClosed(); strings.Join(lines, "|") != "* bye" {
+				t.Fatalf("alice got %q, want [* bye]", lines)
+			}
+			bob.expect("* alice left (1 online)")
+			bob.expectNothing()
+		})
+	}
+}
