@@ -32,7 +32,7 @@ type Config struct {
 	MaxConns      int           // 0: no limit
 	MaxConnsPerIP int           // 0: no limit
 	IdleTimeout   time.Duration // 0: off
-	KeepAlive     time.Duration // TCP keepalive period; negative disables
+	KeepAlive     time.Duration // TCP keepalive period; 0 or negative disables
 	NickTimeout   time.Duration // 0: off
 	MaxLine       int           // bytes
 	SendQueue     int           // bytes
@@ -55,6 +55,9 @@ func Defaults() Config {
 	}
 }
 
+// maxRejecting bounds the refusals being written at once.
+const maxRejecting = 256
+
 // ErrServerClosed is returned by Serve after Shutdown or Close.
 var ErrServerClosed = errors.New("server closed")
 
@@ -70,6 +73,7 @@ type Server struct {
 	m    *Metrics
 
 	inShutdown atomic.Bool
+	rejecting  atomic.Int32 // refusals being written
 	active     atomic.Int64 // open connections
 
 	pollOnce sync.Once
@@ -310,7 +314,17 @@ func (s *Server) accept(nc net.Conn) {
 		s.mu.Unlock()
 		s.m.rejected(reason)
 		s.log.Info("connection rejected", "remote", nc.RemoteAddr().String(), "reason", reason)
-		go reject(nc, msg)
+		if s.rejecting.Add(1) > maxRejecting {
+			// A storm of refused connections: hang up without a word
+			// rather than spend a goroutine on each.
+			s.rejecting.Add(-1)
+			_ = nc.Close()
+			return
+		}
+		go func() {
+			reject(nc, msg)
+			s.rejecting.Add(-1)
+		}()
 		return
 	}
 	c := newConn(s, nc, ip)
