@@ -42,6 +42,7 @@ func newRootCmd() *cobra.Command {
 		newUDPCmd(),
 		newMcastCmd(),
 		newIsIPCmd(),
+		newBenchCmd(),
 		newVersionCmd(),
 	)
 	return root

@@ -1,0 +1,131 @@
+package loadgen
+
+import (
+	"fmt"
+	"io"
+	"time"
+)
+
+// Result is the outcome of a run. The JSON keys match those of the chatbench
+// harness's chatload where the meaning is the same, so scripts can read
+// either tool's output.
+type Result struct {
+	Addr         string  `json:"addr"`
+	TLS          bool    `json:"tls"`
+	Clients      int     `json:"clients"`
+	Senders      int     `json:"senders"`
+	Rate         float64 `json:"rate_per_sender"`
+	Window       int     `json:"window,omitempty"`
+	PayloadBytes int     `json:"payload_bytes"`
+	NickStep     bool    `json:"nick_step"`
+	DurationS    float64 `json:"duration_s"`
+	WarmupS      float64 `json:"warmup_s"`
+
+	Connected      int     `json:"connected"`
+	ConnectS       float64 `json:"connect_s"`
+	ConnectsPerSec float64 `json:"connects_per_sec"`
+	// Connect (and TLS handshake) until the greeting line arrived.
+	DialP50Ms float64 `json:"dial_p50_ms"`
+	DialP99Ms float64 `json:"dial_p99_ms"`
+	DialMaxMs float64 `json:"dial_max_ms"`
+	// Nickname sent until the welcome line arrived (0 without nicknames).
+	WelcomeP50Ms float64 `json:"welcome_p50_ms"`
+	WelcomeP99Ms float64 `json:"welcome_p99_ms"`
+	ReadyS       float64 `json:"ready_s"`
+
+	SentLines          int64   `json:"sent_lines"`
+	SentPerSec         float64 `json:"sent_lines_per_sec"`
+	ExpectedDeliveries int64   `json:"expected_deliveries"`
+	Deliveries         int64   `json:"deliveries"`
+	DeliveryRatio      float64 `json:"delivery_ratio"`
+	DeliveriesPerSec   float64 `json:"deliveries_per_sec"`
+	DrainS             float64 `json:"drain_s"`
+
+	LatencySamples int64   `json:"latency_samples"`
+	LatencyP50Ms   float64 `json:"latency_p50_ms"`
+	LatencyP90Ms   float64 `json:"latency_p90_ms"`
+	LatencyP99Ms   float64 `json:"latency_p99_ms"`
+	LatencyP999Ms  float64 `json:"latency_p999_ms"`
+	LatencyMaxMs   float64 `json:"latency_max_ms"`
+	LatencyMeanMs  float64 `json:"latency_mean_ms"`
+
+	EchoDetected    bool  `json:"echo_detected"`
+	Echoes          int64 `json:"echoes"`
+	OrderChecked    bool  `json:"order_checked"`
+	OrderViolations int64 `json:"order_violations"`
+	// Lines starting with "! ": netchat's error notices, e.g. "! slow down".
+	ServerErrorLines int64 `json:"server_error_lines"`
+	Disconnects      int64 `json:"disconnects"`
+	ReadErrors       int64 `json:"read_errors"`
+	WriteErrors      int64 `json:"write_errors"`
+	WindowTimeouts   int64 `json:"window_timeouts"`
+	// BENCH lines sent before this run started, e.g. replayed history.
+	StaleLines int64 `json:"stale_lines"`
+	// BENCH lines that do not parse or name a sender that does not exist.
+	ForeignLines int64 `json:"foreign_lines"`
+
+	// CPU this process used inside the window, in cores: the generator
+	// shares the machine with a local server, so read throughput with it.
+	ClientCPUCores float64 `json:"client_cpu_cores,omitempty"`
+}
+
+func ms(d time.Duration) float64 { return float64(d) / 1e6 }
+
+// WriteSummary prints r for people, a few lines.
+func (r *Result) WriteSummary(w io.Writer) error {
+	mode := fmt.Sprintf("open loop %g lines/s per sender", r.Rate)
+	if r.Rate == 0 {
+		mode = fmt.Sprintf("closed loop, window %d", r.Window)
+	}
+	proto := "tcp"
+	if r.TLS {
+		proto = "tls"
+	}
+	pw := &printer{w: w}
+	pw.printf("bench %s (%s): %d clients, %d senders, %s, payload %dB, warmup %gs, measured %gs\n",
+		r.Addr, proto, r.Clients, r.Senders, mode, r.PayloadBytes, r.WarmupS, r.DurationS)
+	pw.printf("  connect     %d in %.3fs (%.0f/s), connect+greeting p50 %.2fms p99 %.2fms max %.2fms",
+		r.Connected, r.ConnectS, r.ConnectsPerSec, r.DialP50Ms, r.DialP99Ms, r.DialMaxMs)
+	if r.NickStep {
+		pw.printf(", welcome p50 %.2fms p99 %.2fms", r.WelcomeP50Ms, r.WelcomeP99Ms)
+	}
+	pw.printf("; ready after %.3fs\n", r.ReadyS)
+	pw.printf("  sent        %d lines (%.0f/s)\n", r.SentLines, r.SentPerSec)
+	pw.printf("  delivered   %d of %d expected (ratio %.4f), drained in %.2fs\n",
+		r.Deliveries, r.ExpectedDeliveries, r.DeliveryRatio, r.DrainS)
+	pw.printf("  throughput  %.0f deliveries/s\n", r.DeliveriesPerSec)
+	pw.printf("  latency     p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  mean %.3fms  (%d samples)\n",
+		r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyP999Ms, r.LatencyMaxMs, r.LatencyMeanMs, r.LatencySamples)
+	order := fmt.Sprint(r.OrderViolations)
+	if !r.OrderChecked {
+		order = "not checked"
+	}
+	pw.printf("  problems    order violations %s, echoes %d, server errors %d, disconnects %d, read errors %d, write errors %d, window timeouts %d\n",
+		order, r.Echoes, r.ServerErrorLines, r.Disconnects, r.ReadErrors, r.WriteErrors, r.WindowTimeouts)
+	if r.StaleLines > 0 || r.ForeignLines > 0 {
+		pw.printf("  ignored     %d stale BENCH lines (from before this run), %d unparsable or foreign\n", r.StaleLines, r.ForeignLines)
+	}
+	if r.ClientCPUCores > 0 {
+		pw.printf("  cpu         this generator used %.2f cores\n", r.ClientCPUCores)
+	}
+	if r.SentLines > 0 && r.DeliveryRatio < 0.999 {
+		pw.printf("  WARNING     %.2f%% of expected deliveries missing; latency covers delivered lines only\n", 100*(1-r.DeliveryRatio))
+	}
+	if r.DeliveryRatio > 1.0001 {
+		pw.printf("  WARNING     more deliveries than expected: the server duplicates lines\n")
+	}
+	return pw.err
+}
+
+// printer keeps the first write error so that the summary is not a wall of
+// error checks.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) printf(format string, args ...any) {
+	if p.err == nil {
+		_, p.err = fmt.Fprintf(p.w, format, args...)
+	}
+}
