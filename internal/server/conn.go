@@ -227,6 +227,11 @@ func (c *conn) flush() {
 				c.oldest = oldest
 			}
 			c.mu.Unlock()
+			// The bytes this short write sent are counted now; its lines
+			// (and their latency) when writeLoop has sent the rest.
+			if n > 0 {
+				c.srv.m.wrote(0, n, time.Time{})
+			}
 			go c.writeLoop()
 			return
 		}
