@@ -56,9 +56,9 @@ func parseUint(b []byte) (v int64, n int, ok bool) {
 	return v, n, n > 0
 }
 
-// appendBench appends "BENCH <sender> <seq> <now>", a space and 'x'
-// padding up to payload bytes including the newline, and the newline. A
-// payload smaller than the token gives the bare token.
+// appendBench appends "BENCH <sender> <seq> <now>", then a space and 'x'
+// padding so that the line is exactly payload bytes including the newline,
+// then the newline. A payload too small for the token gives the bare token.
 func appendBench(buf []byte, sender int, seq, now int64, payload int) []byte {
 	start := len(buf)
 	buf = append(buf, benchTag...)
@@ -67,9 +67,9 @@ func appendBench(buf []byte, sender int, seq, now int64, payload int) []byte {
 	buf = strconv.AppendInt(buf, seq, 10)
 	buf = append(buf, ' ')
 	buf = strconv.AppendInt(buf, now, 10)
-	if pad := payload - (len(buf) - start) - 2; pad > 0 {
+	if pad := payload - (len(buf) - start) - 1; pad > 0 {
 		buf = append(buf, ' ')
-		for range pad {
+		for range pad - 1 {
 			buf = append(buf, 'x')
 		}
 	}

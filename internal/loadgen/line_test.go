@@ -1,0 +1,98 @@
+package loadgen
+
+import (
+	"bytes"
+	"strconv"
+	"testing"
+)
+
+func TestParseBench(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		ok     bool
+		sender int
+		seq    int64
+		at     int64
+	}{
+		{"0 1 1700000000000000000", true, 0, 1, 1700000000000000000},
+		{"3 42 1700000000123456789 xxxxxxxx\r\n", true, 3, 42, 1700000000123456789},
+		{"3 42 17\n", true, 3, 42, 17},
+		{"3 42 17\r\n", true, 3, 42, 17},
+		{"12 9223372036854775807 9223372036854775807", true, 12, 9223372036854775807, 9223372036854775807},
+		{"", false, 0, 0, 0},
+		{"3", false, 0, 0, 0},
+		{"3 42", false, 0, 0, 0},
+		{"3 42 ", false, 0, 0, 0},
+		{"3  42 17", false, 0, 0, 0},
+		{"-3 42 17", false, 0, 0, 0},
+		{"3 -42 17", false, 0, 0, 0},
+		{"3 42 17x", false, 0, 0, 0},
+		{"3 42 1.5", false, 0, 0, 0},
+		{"3\t42 17", false, 0, 0, 0},
+		{"3 42 9223372036854775808", false, 0, 0, 0}, // int64 overflow
+		{"3 99999999999999999999999 17", false, 0, 0, 0},
+		{"2147483648 1 17", false, 0, 0, 0}, // sender beyond int32
+		{"READY 1 2", false, 0, 0, 0},
+	} {
+		sender, seq, at, ok := parseBench([]byte(tc.in))
+		if ok != tc.ok || sender != tc.sender || seq != tc.seq || at != tc.at {
+			t.Errorf("parseBench(%q) = %d, %d, %d, %v; want %d, %d, %d, %v",
+				tc.in, sender, seq, at, ok, tc.sender, tc.seq, tc.at, tc.ok)
+		}
+	}
+}
+
+func TestAppendBench(t *testing.T) {
+	for _, payload := range []int{0, 10, 33, 34, 35, 64, 1000} {
+		line := appendBench(nil, 7, 123, 1700000000123456789, payload)
+		token := "BENCH 7 123 1700000000123456789"
+		if !bytes.HasPrefix(line, []byte(token)) || line[len(line)-1] != '\n' {
+			t.Fatalf("payload %d: %q", payload, line)
+		}
+		if want := max(payload, len(token)+1); len(line) != want {
+			t.Errorf("payload %d: line is %d bytes, want %d", payload, len(line), want)
+		}
+		s, seq, at, ok := parseBench(line[len(benchTag):])
+		if !ok || s != 7 || seq != 123 || at != 1700000000123456789 {
+			t.Errorf("payload %d: %q does not parse back: %d %d %d %v", payload, line, s, seq, at, ok)
+		}
+	}
+}
+
+func TestParseBenchDoesNotAllocate(t *testing.T) {
+	line := []byte("3 42 1700000000123456789 xxxxxxxxxxxxxxxx\r\n")
+	if n := testing.AllocsPerRun(100, func() { parseBench(line) }); n != 0 {
+		t.Fatalf("parseBench allocates %v times per line", n)
+	}
+}
+
+// FuzzParseBench feeds the parser what a server (or anybody on the
+// network) may send. Whatever it accepts must be a well-formed token that
+// appendBench reproduces.
+func FuzzParseBench(f *testing.F) {
+	for _, s := range []string{
+		"0 1 1700000000000000000 xxxx\r\n", "3 42 17", "", "1 2", "9223372036854775807 1 1",
+		"1 2 99999999999999999999", "1 2 3\x00", "１ 2 3",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		sender, seq, at, ok := parseBench(b)
+		if !ok {
+			return
+		}
+		if sender < 0 || seq < 0 || at < 0 {
+			t.Fatalf("negative fields from %q: %d %d %d", b, sender, seq, at)
+		}
+		want := strconv.Itoa(sender) + " " + strconv.FormatInt(seq, 10) + " " + strconv.FormatInt(at, 10)
+		// Leading zeros are the only way two inputs give the same fields.
+		if !bytes.HasPrefix(b, []byte(want)) && !bytes.HasPrefix(b, []byte("0")) && !bytes.Contains(b, []byte(" 0")) {
+			t.Fatalf("%q parsed as %q", b, want)
+		}
+		line := appendBench(nil, sender, seq, at, 0)
+		s2, seq2, at2, ok2 := parseBench(line[len(benchTag):])
+		if !ok2 || s2 != sender || seq2 != seq || at2 != at {
+			t.Fatalf("%q does not round-trip via %q", b, line)
+		}
+	})
+}
