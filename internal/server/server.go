@@ -80,11 +80,6 @@ type Server struct {
 	pollers  []*poller // nil where polling is unavailable
 	pollNext atomic.Uint32
 
-	flushq    chan *conn // connections with output for the flushers
-	flushOnce sync.Once
-	flushStop chan struct{}
-	stopOnce  sync.Once
-
 	sweepOnce sync.Once
 	done      chan struct{} // closed by Shutdown and Close
 
@@ -116,46 +111,6 @@ func New(room *chat.Room, cfg Config) *Server {
 		conns:     make(map[*conn]struct{}),
 		perIP:     make(map[netip.Addr]int),
 		done:      make(chan struct{}),
-		flushq:    make(chan *conn, 1<<16),
-		flushStop: make(chan struct{}),
-	}
-}
-
-// schedule gets c's queued output written. Plain TCP connections go to
-// the flushers, a few goroutines that write with non-blocking calls: a
-// fan-out to thousands of users then needs no goroutine per recipient, and
-// a busy recipient collects lines into one write while it waits its turn.
-func (s *Server) schedule(c *conn) {
-	if c.rc != nil {
-		s.flushOnce.Do(func() {
-			for range 2 * runtime.GOMAXPROCS(0) {
-				go s.flusher()
-			}
-		})
-		select {
-		case s.flushq <- c:
-			return
-		default:
-		}
-	}
-	go c.writeLoop()
-}
-
-func (s *Server) flusher() {
-	for {
-		select {
-		case c := <-s.flushq:
-			c.flush()
-		case <-s.flushStop:
-			for {
-				select {
-				case c := <-s.flushq:
-					go c.writeLoop()
-				default:
-					return
-				}
-			}
-		}
 	}
 }
 
@@ -443,8 +398,6 @@ func (s *Server) closePollers() {
 	for _, p := range s.pollers {
 		p.close()
 	}
-	s.flushOnce.Do(func() {})
-	s.stopOnce.Do(func() { close(s.flushStop) })
 }
 
 func addrIP(a net.Addr) netip.Addr {
