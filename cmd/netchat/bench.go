@@ -42,7 +42,9 @@ rate every server sustains.
 Against netchat, lift the limits that protect it from exactly this load:
 serve with --max-conns-per-ip 0 (or use --source-ips) and --msg-rate 0 for
 rates above 10 lines/s. The generator shares the CPU with a local server;
-the summary shows how much it used.`,
+the summary shows how much it used. With --server-pid it also shows the
+server's CPU use and deliveries per server CPU second, the figure that
+depends least on how much CPU the generator took.`,
 		Example: "  netchat bench --clients 50 --senders 10\n" +
 			"  netchat bench --addr 127.0.0.1:9150 --clients 500 --rate 10 --duration 5s\n" +
 			"  netchat bench --addr chat.example:8443 --tls --json",
@@ -94,6 +96,7 @@ the summary shows how much it used.`,
 	f.StringVar(&cfg.NickPrefix, "nick-prefix", cfg.NickPrefix, "client i's nickname is <prefix><i>; empty: no nickname step, for servers without nicknames")
 	f.IntVar(&cfg.DialConcurrency, "dial-concurrency", cfg.DialConcurrency, "connects (each waiting for greeting and welcome) in flight at once")
 	f.IntVar(&cfg.SourceIPs, "source-ips", 0, "spread connections over source addresses 127.0.0.2..127.0.0.(N+1); loopback servers only")
+	f.IntVar(&cfg.ServerPID, "server-pid", 0, "local server process to report CPU use for (Linux): deliveries per server CPU second")
 	f.BoolVar(&useTLS, "tls", false, "connect with TLS")
 	f.BoolVar(&insecure, "insecure", false, "with --tls: do not verify the server's certificate (self-signed test servers)")
 	f.BoolVar(&asJSON, "json", false, "print the result as one flat JSON object")

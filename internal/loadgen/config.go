@@ -36,6 +36,10 @@ type Config struct {
 	// source address. Only for a loopback server address.
 	SourceIPs int
 	TLS       *tls.Config // nil: plain TCP
+	// ServerPID, if set, is the local server process whose CPU use inside
+	// the window is reported (Linux): deliveries per server CPU second
+	// hardly depend on how much CPU the generator takes from the server.
+	ServerPID int
 
 	DialTimeout time.Duration
 	// GreetingTimeout bounds the wait for the greeting and for the welcome.
@@ -88,6 +92,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("payload must be between 0 and %d bytes", maxPayload)
 	case c.DialConcurrency < 1:
 		return errors.New("dial concurrency must be at least 1")
+	case c.ServerPID < 0:
+		return errors.New("server PID must not be negative")
 	case c.SourceIPs < 0 || c.SourceIPs > 1<<24-3:
 		return errors.New("source IPs must be between 0 and 16777213")
 	}

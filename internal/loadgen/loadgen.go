@@ -193,6 +193,11 @@ func (r *run) execute(ctx context.Context) (Result, error) {
 	}
 	defer r.shutdown()
 
+	if cfg.ServerPID > 0 {
+		if _, ok := processCPUTime(cfg.ServerPID); !ok {
+			return res, fmt.Errorf("cannot read the CPU time of server process %d", cfg.ServerPID)
+		}
+	}
 	if err := r.connect(ctx, &res); err != nil {
 		return res, err
 	}
@@ -215,7 +220,7 @@ func (r *run) execute(ctx context.Context) (Result, error) {
 		r.senders.Add(1)
 		go r.sendLoop(r.clients[s], s)
 	}
-	cpu, cpuOK := r.watchWindow(ctx, start, mStart, mEnd)
+	cpu := r.watchWindow(ctx, start, mStart, mEnd)
 	r.stopOnce.Do(func() { close(r.stopSending) })
 	if ctx.Err() != nil {
 		return res, ctx.Err()
@@ -227,8 +232,14 @@ func (r *run) execute(ctx context.Context) (Result, error) {
 	r.shutdown()
 
 	r.collect(&res)
-	if cpuOK {
-		res.ClientCPUCores = cpu.Seconds() / cfg.Duration.Seconds()
+	if cpu.selfOK {
+		res.ClientCPUCores = cpu.self.Seconds() / cfg.Duration.Seconds()
+	}
+	if cpu.serverOK {
+		res.ServerCPUCores = cpu.server.Seconds() / cfg.Duration.Seconds()
+		if cpu.server > 0 {
+			res.DeliveriesPerServerCPUSec = res.DeliveriesPerSec * cfg.Duration.Seconds() / cpu.server.Seconds()
+		}
 	}
 	return res, nil
 }
@@ -444,11 +455,26 @@ func (r *run) waitReady(ctx context.Context) error {
 	}
 }
 
+// windowCPU is the CPU time used inside the measured window.
+type windowCPU struct {
+	self, server     time.Duration
+	selfOK, serverOK bool
+}
+
 // watchWindow waits for the end of the measured window, printing progress
-// once a second, and returns the CPU time this process used inside it.
-func (r *run) watchWindow(ctx context.Context, start, mStart, mEnd int64) (time.Duration, bool) {
-	var cpu0 time.Duration
-	sampled, ok := false, false
+// once a second, and measures the CPU time this process and the server
+// (with ServerPID) used inside it.
+func (r *run) watchWindow(ctx context.Context, start, mStart, mEnd int64) windowCPU {
+	var cpu windowCPU
+	sample := func() (self, server time.Duration, selfOK, serverOK bool) {
+		self, selfOK = cpuTime()
+		if r.cfg.ServerPID > 0 {
+			server, serverOK = processCPUTime(r.cfg.ServerPID)
+		}
+		return self, server, selfOK, serverOK
+	}
+	var self0, server0 time.Duration
+	sampled := false
 	var lastSent, lastDelivered int64
 	nextTick := start + int64(time.Second)
 	timer := time.NewTimer(0)
@@ -456,7 +482,7 @@ func (r *run) watchWindow(ctx context.Context, start, mStart, mEnd int64) (time.
 	for {
 		t := r.now()
 		if !sampled && t >= mStart {
-			cpu0, ok = cpuTime()
+			self0, server0, cpu.selfOK, cpu.serverOK = sample()
 			sampled = true
 		}
 		if t >= mEnd {
@@ -480,11 +506,14 @@ func (r *run) watchWindow(ctx context.Context, start, mStart, mEnd int64) (time.
 		select {
 		case <-timer.C:
 		case <-ctx.Done():
-			return 0, false
+			return windowCPU{}
 		}
 	}
-	cpu1, ok1 := cpuTime()
-	return cpu1 - cpu0, ok && ok1
+	self1, server1, selfOK, serverOK := sample()
+	cpu.self, cpu.server = self1-self0, server1-server0
+	cpu.selfOK = cpu.selfOK && selfOK
+	cpu.serverOK = cpu.serverOK && serverOK
+	return cpu
 }
 
 func (r *run) totals() (sent, delivered int64) {

@@ -11,6 +11,8 @@ import (
 	"crypto/x509"
 	"math/big"
 	"net"
+	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -118,11 +120,15 @@ func TestBenchOpenLoop(t *testing.T) {
 	cfg := smallConfig(addr)
 	cfg.Rate = 50
 	cfg.Payload = 200
+	cfg.ServerPID = os.Getpid() // the server runs in this process
 	res, err := Run(t.Context(), cfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkPerfect(t, res)
+	if runtime.GOOS == "linux" && (res.ServerCPUCores <= 0 || res.DeliveriesPerServerCPUSec <= 0) {
+		t.Errorf("server CPU %v cores, %v deliveries per CPU second", res.ServerCPUCores, res.DeliveriesPerServerCPUSec)
+	}
 	// 4 senders × 50/s × 1s; the random phase of each sender moves the
 	// count by at most one line per sender.
 	if res.SentLines < 196 || res.SentLines > 204 || res.Window != 0 {
@@ -329,4 +335,15 @@ func selfSignedTLS(t *testing.T) *tls.Config {
 		t.Fatal(err)
 	}
 	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+func TestBenchServerPIDUnreadable(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("server CPU is read from /proc")
+	}
+	cfg := smallConfig("127.0.0.1:1")
+	cfg.ServerPID = 1 << 30 // beyond Linux's pid_max
+	if _, err := Run(t.Context(), cfg, nil); err == nil || !strings.Contains(err.Error(), "server process") {
+		t.Fatalf("error %v, want an unreadable server process", err)
+	}
 }

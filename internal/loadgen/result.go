@@ -67,6 +67,10 @@ type Result struct {
 	// CPU this process used inside the window, in cores: the generator
 	// shares the machine with a local server, so read throughput with it.
 	ClientCPUCores float64 `json:"client_cpu_cores,omitempty"`
+	// With a server PID: the server's CPU inside the window, and deliveries
+	// per second of it, the figure that least depends on the generator.
+	ServerCPUCores            float64 `json:"server_cpu_cores,omitempty"`
+	DeliveriesPerServerCPUSec float64 `json:"deliveries_per_server_cpu_sec,omitempty"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
@@ -105,8 +109,12 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	if r.StaleLines > 0 || r.ForeignLines > 0 {
 		pw.printf("  ignored     %d stale BENCH lines (from before this run), %d unparsable or foreign\n", r.StaleLines, r.ForeignLines)
 	}
-	if r.ClientCPUCores > 0 {
-		pw.printf("  cpu         this generator used %.2f cores\n", r.ClientCPUCores)
+	if r.ClientCPUCores > 0 || r.ServerCPUCores > 0 {
+		pw.printf("  cpu         generator %.2f cores", r.ClientCPUCores)
+		if r.ServerCPUCores > 0 {
+			pw.printf(", server %.2f cores (%.0f deliveries per server CPU second)", r.ServerCPUCores, r.DeliveriesPerServerCPUSec)
+		}
+		pw.printf("\n")
 	}
 	if r.SentLines > 0 && r.DeliveryRatio < 0.999 {
 		pw.printf("  WARNING     %.2f%% of expected deliveries missing; latency covers delivered lines only\n", 100*(1-r.DeliveryRatio))
