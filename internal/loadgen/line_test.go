@@ -3,7 +3,9 @@ package loadgen
 import (
 	"bytes"
 	"strconv"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestParseBench(t *testing.T) {
@@ -93,6 +95,41 @@ func FuzzParseBench(f *testing.F) {
 		s2, seq2, at2, ok2 := parseBench(line[len(benchTag):])
 		if !ok2 || s2 != sender || seq2 != seq || at2 != at {
 			t.Fatalf("%q does not round-trip via %q", b, line)
+		}
+	})
+}
+
+// FuzzHandleLine drives whole received lines through a receiver's
+// accounting: no input may panic it or count a delivery that is not one.
+func FuzzHandleLine(f *testing.F) {
+	for _, s := range []string{
+		"bench0: BENCH 0 1 1700000000000000000 xxxx\r\n", "BENCH 1 5 9000000000000000000\n",
+		"BENCH 7 1 9000000000000000000\n", "* bench1 joined (3 online)\r\n", "! slow down\r\n",
+		"bench0: BENCHREADY 0 42 0\r\n", "BENCH BENCH 1 1 1", "BENCHREADY 99999999999999999999 1",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		cfg := DefaultConfig()
+		cfg.Clients, cfg.Senders = 4, 2
+		r := &run{cfg: cfg, base: time.Now(), acked: make([]atomic.Int64, 2), wake: make([]chan struct{}, 2)}
+		r.baseNano = r.base.UnixNano()
+		for i := range r.wake {
+			r.wake[i] = make(chan struct{}, 1)
+		}
+		r.measureStart.Store(r.baseNano)
+		r.measureEnd.Store(1 << 62)
+		c := &client{id: 3, lastSeq: make([]int64, 2)}
+		r.handleLine(c, line)
+		r.handleLine(c, line)
+		if d := c.delivered.Load(); d > 2 || c.measured.Load() > d || c.lat.Count() != uint64(c.measured.Load()) {
+			t.Fatalf("%q: delivered %d, measured %d, %d latency samples", line, d, c.measured.Load(), c.lat.Count())
+		}
+		if c.delivered.Load() == 2 && c.orderViolations != 1 {
+			t.Fatalf("%q delivered twice without an order violation", line)
+		}
+		if c.delivered.Load() > 0 && !bytes.Contains(line, benchTag) {
+			t.Fatalf("%q counted as a delivery", line)
 		}
 	})
 }

@@ -637,7 +637,7 @@ func (r *run) handleLine(c *client, line []byte) {
 	}
 	now := r.now()
 	sender, seq, sentAt, ok := parseBench(line[i+len(benchTag):])
-	if !ok || sender >= r.cfg.Senders {
+	if !ok || sender >= r.cfg.Senders || seq < 1 { // senders count from seq 1
 		c.foreign++
 		return
 	}
