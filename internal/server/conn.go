@@ -98,7 +98,7 @@ func newConn(s *Server, nc net.Conn, ip netip.Addr) *conn {
 // freeBufs recycles output buffers, so that only connections with output
 // in flight hold one. A bounded channel rather than a sync.Pool: it stores
 // slices without boxing them.
-var freeBufs = make(chan []byte, 256)
+var freeBufs = make(chan []byte, 4096)
 
 // maxKeptBuf is the largest buffer kept for reuse; a burst to one slow
 // client must not pin megabytes forever.
@@ -116,7 +116,7 @@ func getBuf(n int) []byte {
 		putBuf(b)
 	default:
 	}
-	return make([]byte, 0, max(n, 256))
+	return make([]byte, 0, max(n, 512))
 }
 
 func putBuf(b []byte) {
