@@ -62,7 +62,9 @@ type Config struct {
 	// and MsgBurst its depth.
 	MsgRate  float64
 	MsgBurst int
-	// Record, if set, receives every public event. It must not block.
+	// Record, if set, receives every public event. It must not block, and
+	// for joins and leaves it is called with the room locked, so it must
+	// not call back into the room.
 	Record func(Event)
 	// Now is the clock; tests replace it.
 	Now func() time.Time
@@ -173,10 +175,20 @@ func (r *Room) Join(s Session, nick string, info Info) (*User, error) {
 	s.Deliver([]byte("* Welcome, " + nick + "! " + strconv.Itoa(online) +
 		" users online. Type /help for commands."))
 	r.hist.replay(s)
+	// The join is recorded and announced before the lock is released too:
+	// a user who joins right after must not get this notice, with its
+	// older count, after a welcome that already counted this user; and the
+	// transcript gets the events in the order users saw them.
+	r.record(KindJoin, nick, "")
+	batch := r.batching(online)
+	if !batch {
+		r.deliverLocked(u, "* "+nick+" joined ("+strconv.Itoa(online)+" online)")
+	}
 	r.mu.Unlock()
 
-	r.record(KindJoin, nick, "")
-	r.presence(u, nick+" joined", true, online)
+	if batch {
+		r.presence(true)
+	}
 	return u, nil
 }
 
@@ -201,41 +213,56 @@ func (u *User) Leave(reason string) {
 	online := len(r.members)
 	r.online.Store(int64(online))
 	nick := u.nick
-	r.mu.Unlock()
-
+	// Recorded and announced under the lock, as in Join.
 	r.record(KindLeave, nick, reason)
 	text := nick + " left"
-	if reason != "" {
+	batch := r.batching(online)
+	if !batch {
 		// The count goes before the reason so the notice keeps the
 		// fixed shape "* NICK left (N online)" that scripts match on.
-		r.presence(u, text, false, online, reason)
-		return
+		line := "* " + text + " (" + strconv.Itoa(online) + " online)"
+		if reason != "" {
+			line += ": " + reason
+		}
+		r.deliverLocked(u, line)
 	}
-	r.presence(u, text, false, online)
+	r.mu.Unlock()
+
+	if batch {
+		r.presence(false)
+	}
 }
 
-// presence sends a join or leave notice, or adds it to the per-second
-// summary when the room is big.
-func (r *Room) presence(u *User, what string, join bool, online int, reason ...string) {
-	if r.cfg.NoticeBatchAbove >= 0 && online > r.cfg.NoticeBatchAbove {
-		r.batch.Lock()
-		if join {
-			r.joined++
-		} else {
-			r.left++
+// batching reports whether, with online users, joins and leaves are summed
+// into one notice per second rather than announced one by one.
+func (r *Room) batching(online int) bool {
+	return r.cfg.NoticeBatchAbove >= 0 && online > r.cfg.NoticeBatchAbove
+}
+
+// deliverLocked sends line to every joined user except skip; r.mu is held.
+func (r *Room) deliverLocked(skip *User, line string) {
+	b := []byte(line)
+	for _, m := range r.members {
+		if m != skip {
+			m.sess.Deliver(b)
 		}
-		if !r.pending {
-			r.pending = true
-			time.AfterFunc(time.Second, r.flushPresence)
-		}
-		r.batch.Unlock()
-		return
 	}
-	line := "* " + what + " (" + strconv.Itoa(online) + " online)"
-	if len(reason) > 0 {
-		line += ": " + reason[0]
+}
+
+// presence adds a join or leave to the per-second summary that replaces
+// the single notices in a big room (see batching).
+func (r *Room) presence(join bool) {
+	r.batch.Lock()
+	if join {
+		r.joined++
+	} else {
+		r.left++
 	}
-	r.deliverOthers(u, []byte(line))
+	if !r.pending {
+		r.pending = true
+		time.AfterFunc(time.Second, r.flushPresence)
+	}
+	r.batch.Unlock()
 }
 
 func (r *Room) flushPresence() {
