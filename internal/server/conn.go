@@ -311,7 +311,10 @@ func (c *conn) finish(why string) {
 // start begins serving the connection: greeting, then input.
 func (c *conn) start() {
 	c.srv.log.Info("connect", "remote", c.remote)
-	c.Deliver([]byte(c.srv.room.Greeting()))
+	greeting := append([]byte(c.srv.room.Greeting()), '\r', '\n')
+	if c.rc == nil || !c.greetNow(greeting) {
+		c.Deliver(greeting[:len(greeting)-2])
+	}
 	if c.poll == nil {
 		go c.serve()
 		return
@@ -320,6 +323,30 @@ func (c *conn) start() {
 		c.srv.log.Error("cannot poll connection", "remote", c.remote, "err", err)
 		c.kill("poller: " + err.Error())
 	}
+}
+
+// greetNow writes the greeting from the accepting goroutine, without
+// waiting: a new socket's buffer is empty, so this saves the hand-over to a
+// writer goroutine on the path every new connection takes. It reports
+// whether the whole greeting went out.
+func (c *conn) greetNow(b []byte) bool {
+	var n int
+	var werr error
+	err := c.rc.Write(func(fd uintptr) bool {
+		n, werr = syscall.Write(int(fd), b)
+		return true
+	})
+	if err != nil || werr != nil || n != len(b) {
+		// Nothing or part went out; the rest must not be lost or
+		// repeated, so only an all-or-nothing result falls back.
+		if n > 0 && n < len(b) {
+			c.enqueue(b[n:], false)
+			return true
+		}
+		return false
+	}
+	c.srv.m.wrote(1, n, time.Time{})
+	return true
 }
 
 // endSession marks the session over and closes the connection on another
