@@ -38,7 +38,7 @@ func BenchmarkParse(b *testing.B) {
 // parsing, formatting once, and handing the shared bytes to 999 sessions.
 // ns/op divided by 999 is the room's cost per delivery.
 func BenchmarkBroadcast1000(b *testing.B) {
-	r := NewRoom(Config{Now: func() time.Time { return time.Unix(0, 0) }})
+	r := NewRoom(Config{NoticeBatchAbove: -1, Now: func() time.Time { return time.Unix(0, 0) }})
 	sessions := make([]*countingSession, 1000)
 	users := make([]*User, len(sessions))
 	for i := range sessions {
