@@ -321,22 +321,13 @@ func (s *Server) Conns() int { return int(s.active.Load()) }
 // when all connections are gone or ctx is done; in the latter case the
 // remaining connections are closed hard and ctx's error is returned.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.mu.Lock()
-	s.inShutdown.Store(true)
-	for ln := range s.listeners {
-		_ = ln.Close()
-		delete(s.listeners, ln)
-	}
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		conns = append(conns, c)
-	}
 	var idle chan struct{}
-	if len(s.conns) > 0 {
-		idle = make(chan struct{})
-		s.idle = idle
-	}
-	s.mu.Unlock()
+	conns := s.stopAccepting(func() {
+		if len(s.conns) > 0 {
+			idle = make(chan struct{})
+			s.idle = idle
+		}
+	})
 
 	s.stopBackground()
 	// The notice goes to everybody before any session ends, so that it is
@@ -361,7 +352,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close closes all listeners and connections immediately.
 func (s *Server) Close() error {
+	conns := s.stopAccepting(nil)
+	s.stopBackground()
+	for _, c := range conns {
+		c.kill("server closed")
+	}
+	s.closePollers()
+	return nil
+}
+
+// stopAccepting closes the listeners and returns the open connections;
+// also, if not nil, runs with s.mu held.
+func (s *Server) stopAccepting(also func()) []*conn {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.inShutdown.Store(true)
 	for ln := range s.listeners {
 		_ = ln.Close()
@@ -371,13 +375,10 @@ func (s *Server) Close() error {
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
-	s.mu.Unlock()
-	s.stopBackground()
-	for _, c := range conns {
-		c.kill("server closed")
+	if also != nil {
+		also()
 	}
-	s.closePollers()
-	return nil
+	return conns
 }
 
 func (s *Server) stopBackground() {
