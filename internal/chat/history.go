@@ -21,16 +21,21 @@ func (h *history) init(n int) {
 }
 
 func (h *history) add(ev Event) {
+	h.mu.Lock()
+	h.addLocked(ev)
+	h.mu.Unlock()
+}
+
+// addLocked adds ev to the ring; h.mu is held.
+func (h *history) addLocked(ev Event) {
 	if len(h.ring) == 0 {
 		return
 	}
-	h.mu.Lock()
 	h.ring[h.next] = ev
 	h.next++
 	if h.next == len(h.ring) {
 		h.next, h.full = 0, true
 	}
-	h.mu.Unlock()
 }
 
 // replay sends the recent messages, oldest first, framed by the markers of

@@ -299,6 +299,19 @@ func (r *Room) record(kind, nick, text string) {
 	}
 }
 
+// message keeps a public message (msg or me): the recent history and the
+// transcript get the same event, with one timestamp, in the same order, so
+// the history replayed after a restart is the one users saw.
+func (r *Room) message(kind, nick, text string) {
+	ev := Event{Time: r.cfg.Now(), Kind: kind, Nick: nick, Text: text}
+	r.hist.mu.Lock()
+	r.hist.addLocked(ev)
+	if r.cfg.Record != nil {
+		r.cfg.Record(ev)
+	}
+	r.hist.mu.Unlock()
+}
+
 // Seed loads past public messages (oldest first) into the recent history,
 // e.g. from the transcript after a restart. Events other than msg and me
 // are ignored.
@@ -337,12 +350,10 @@ func (u *User) Handle(line string) End {
 	r := u.room
 	switch cmd.Op {
 	case OpBroadcast:
-		r.record(KindMsg, u.nick, cmd.Text)
-		r.hist.add(Event{Time: r.cfg.Now(), Kind: KindMsg, Nick: u.nick, Text: cmd.Text})
+		r.message(KindMsg, u.nick, cmd.Text)
 		r.deliverOthers(u, concat(u.nick, ": ", cmd.Text))
 	case OpMe:
-		r.record(KindMe, u.nick, cmd.Text)
-		r.hist.add(Event{Time: r.cfg.Now(), Kind: KindMe, Nick: u.nick, Text: cmd.Text})
+		r.message(KindMe, u.nick, cmd.Text)
 		r.deliverOthers(u, concat("* ", u.nick, " ", cmd.Text))
 	case OpPrivate:
 		u.private(cmd.Arg, cmd.Text)
