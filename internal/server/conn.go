@@ -333,7 +333,7 @@ func (c *conn) greetNow(b []byte) bool {
 	var n int
 	var werr error
 	err := c.rc.Write(func(fd uintptr) bool {
-		n, werr = syscall.Write(int(fd), b)
+		n, werr = sysWrite(fd, b)
 		return true
 	})
 	if err != nil || werr != nil || n != len(b) {
@@ -492,7 +492,7 @@ func (c *conn) onReadable(buf []byte, scratch *[]byte) {
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {
 		for {
-			n, rerr = syscall.Read(int(fd), buf)
+			n, rerr = sysRead(fd, buf)
 			if rerr != syscall.EINTR {
 				return true // never let the runtime wait: the poller does
 			}

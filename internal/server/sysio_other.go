@@ -1,0 +1,12 @@
+//go:build !unix
+
+package server
+
+import "errors"
+
+// Without raw socket calls there is no poller and no early greeting; the
+// callers fall back to the net.Conn paths.
+var errNoRawIO = errors.New("raw socket I/O not available on this system")
+
+func sysRead(uintptr, []byte) (int, error)  { return 0, errNoRawIO }
+func sysWrite(uintptr, []byte) (int, error) { return 0, errNoRawIO }
