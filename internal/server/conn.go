@@ -132,19 +132,18 @@ func putBuf(b []byte) {
 // Deliver implements chat.Session. It never blocks: it appends the line to
 // the queue and makes sure a writer is running.
 func (c *conn) Deliver(l []byte) {
-	c.enqueue(l, true)
+	c.enqueue(l, true, false)
 }
 
 // deliverLast queues l as the last line the client gets: anything delivered
 // later, such as other users leaving during a shutdown, is dropped.
 func (c *conn) deliverLast(l []byte) {
-	c.enqueue(l, true)
-	c.mu.Lock()
-	c.last = true
-	c.mu.Unlock()
+	c.enqueue(l, true, true)
 }
 
-func (c *conn) enqueue(b []byte, crlf bool) {
+// enqueue queues b (plus CR LF if crlf); final makes it the last output,
+// in the same critical section, so nothing can slip in after it.
+func (c *conn) enqueue(b []byte, crlf, final bool) {
 	n := len(b)
 	if crlf {
 		n += 2
@@ -156,6 +155,12 @@ func (c *conn) enqueue(b []byte, crlf bool) {
 	}
 	if len(c.out)+c.inflight+n > c.srv.cfg.SendQueue {
 		queued := len(c.out) + c.inflight
+		// Dead from here on, so that concurrent senders overflowing the
+		// same queue cut the client off (and count it) only once.
+		c.dead = true
+		if c.why == "" {
+			c.why = "slow consumer"
+		}
 		c.mu.Unlock()
 		c.srv.m.slowConsumer()
 		c.srv.log.Warn("slow consumer disconnected", "remote", c.remote, "queued_bytes", queued)
@@ -164,7 +169,8 @@ func (c *conn) enqueue(b []byte, crlf bool) {
 		// peer that is not reading, and the peer would not learn it was
 		// cut off until it had read all of it.
 		setLingerZero(c.nc)
-		c.kill("slow consumer")
+		_ = c.nc.Close()
+		c.endAsync("slow consumer")
 		return
 	}
 	if c.out == nil {
@@ -174,6 +180,9 @@ func (c *conn) enqueue(b []byte, crlf bool) {
 	if crlf {
 		c.out = append(c.out, '\r', '\n')
 		c.lines++
+	}
+	if final {
+		c.last = true
 	}
 	if c.srv.m != nil && c.oldest.IsZero() {
 		c.oldest = time.Now()
@@ -248,12 +257,16 @@ func (c *conn) recycle() {
 // session. It may be called from any goroutine, including one that is
 // delivering to this connection while holding another session's inMu.
 func (c *conn) kill(why string) {
-	if !c.closeNow(why) {
-		return
+	if c.closeNow(why) {
+		c.endAsync(why)
 	}
-	// The session's input side must learn of it: a poller does not notice
-	// a socket closed under it. Asynchronous, because the caller may hold
-	// this connection's inMu (a user's own command overflowing its queue).
+}
+
+// endAsync ends the session of a connection that was just closed. The
+// session's input side must learn of it: a poller does not notice a socket
+// closed under it. Asynchronous, because the caller may hold this
+// connection's inMu (a user's own command overflowing its queue).
+func (c *conn) endAsync(why string) {
 	go func() {
 		c.inMu.Lock()
 		c.endSession(why, false)
@@ -311,6 +324,14 @@ func (c *conn) finish(why string) {
 // start begins serving the connection: greeting, then input.
 func (c *conn) start() {
 	c.srv.log.Info("connect", "remote", c.remote)
+	// A Shutdown between admitting the connection and here may have ended
+	// the session already: then it must not be greeted after its last
+	// line, nor registered with a poller that nothing would remove it from.
+	c.inMu.Lock()
+	defer c.inMu.Unlock()
+	if c.ended {
+		return
+	}
 	greeting := append([]byte(c.srv.room.Greeting()), '\r', '\n')
 	if c.rc == nil || !c.greetNow(greeting) {
 		c.Deliver(greeting[:len(greeting)-2])
@@ -330,6 +351,13 @@ func (c *conn) start() {
 // writer goroutine on the path every new connection takes. It reports
 // whether the whole greeting went out.
 func (c *conn) greetNow(b []byte) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.writing || c.dead || c.last {
+		// Output is queued already (a shutdown notice): the greeting must
+		// neither overtake it nor mix with it.
+		return false
+	}
 	var n int
 	var werr error
 	err := c.rc.Write(func(fd uintptr) bool {
@@ -340,7 +368,12 @@ func (c *conn) greetNow(b []byte) bool {
 		// Nothing or part went out; the rest must not be lost or
 		// repeated, so only an all-or-nothing result falls back.
 		if n > 0 && n < len(b) {
-			c.enqueue(b[n:], false)
+			c.out = append(getBuf(len(b)-n), b[n:]...)
+			if c.srv.m != nil {
+				c.oldest = time.Now()
+			}
+			c.writing = true
+			go c.writeLoop()
 			return true
 		}
 		return false
@@ -388,10 +421,15 @@ func (c *conn) endSession(why string, graceful bool) {
 func (c *conn) expire(kind string) {
 	if c.poll == nil {
 		c.mu.Lock()
-		if c.expired == "" {
-			c.expired = kind
+		// Not once the connection is closing: closeGracefully is reading
+		// (draining) it, and a deadline now would cut that short and turn
+		// the close into a reset that can destroy the last lines.
+		if !c.dead {
+			if c.expired == "" {
+				c.expired = kind
+			}
+			_ = c.nc.SetReadDeadline(time.Now())
 		}
-		_ = c.nc.SetReadDeadline(time.Now())
 		c.mu.Unlock()
 		return
 	}
@@ -466,8 +504,10 @@ func (c *conn) readDone(chunk []byte, err error) {
 		c.mu.Lock()
 		kind := c.expired
 		c.expired = ""
-		c.mu.Unlock()
+		// Cleared under mu: an expire between here and the reset must
+		// not lose its deadline.
 		_ = c.nc.SetReadDeadline(time.Time{})
+		c.mu.Unlock()
 		if kind != "" {
 			c.expireLocked(kind)
 		}
@@ -521,7 +561,7 @@ func (c *conn) input(chunk []byte) {
 	}
 	data, ev := c.filter.Process(chunk, &c.reply)
 	if len(c.reply) > 0 {
-		c.enqueue(c.reply, false)
+		c.enqueue(c.reply, false, false)
 		c.reply = c.reply[:0]
 	}
 	if err := c.split.Feed(data, c.onLine, c.onTooLong); err != nil || c.ended {

@@ -204,6 +204,9 @@ func (s *Server) Listen(ctx context.Context, addr string) (net.Listener, error) 
 // TLS listener; the same room is served on every listener.
 func (s *Server) Serve(ln net.Listener) error {
 	if !s.trackListener(ln, true) {
+		// Shut down already: the listener must not stay open with
+		// clients queueing on it that nobody will serve.
+		_ = ln.Close()
 		return ErrServerClosed
 	}
 	defer s.trackListener(ln, false)
@@ -323,7 +326,10 @@ func (s *Server) Conns() int { return int(s.active.Load()) }
 func (s *Server) Shutdown(ctx context.Context) error {
 	var idle chan struct{}
 	conns := s.stopAccepting(func() {
-		if len(s.conns) > 0 {
+		switch {
+		case s.idle != nil:
+			idle = s.idle // a concurrent Shutdown waits for the same
+		case len(s.conns) > 0:
 			idle = make(chan struct{})
 			s.idle = idle
 		}
@@ -418,7 +424,9 @@ func addrIP(a net.Addr) netip.Addr {
 // goroutine: on a TLS listener the write performs the handshake, which must
 // not hold up the accept loop.
 func reject(nc net.Conn, msg string) {
-	_ = nc.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	// Both directions: on TLS the write first reads the ClientHello, and a
+	// client that never sends one must not hold this goroutine forever.
+	_ = nc.SetDeadline(time.Now().Add(2 * time.Second))
 	_, _ = nc.Write([]byte(msg + "\r\n"))
 	closeGracefully(nc)
 }
