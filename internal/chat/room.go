@@ -312,6 +312,20 @@ func (r *Room) message(kind, nick, text string) {
 	r.hist.mu.Unlock()
 }
 
+// publish keeps a public message from u and sends line to everybody else.
+// Both happen under the read lock, so a user who joins meanwhile gets the
+// message exactly once: in the history Join replays, or live, never both.
+func (r *Room) publish(u *User, kind, text string, line []byte) {
+	r.mu.RLock()
+	r.message(kind, u.nick, text)
+	for _, m := range r.members {
+		if m != u {
+			m.sess.Deliver(line)
+		}
+	}
+	r.mu.RUnlock()
+}
+
 // Seed loads past public messages (oldest first) into the recent history,
 // e.g. from the transcript after a restart. Events other than msg and me
 // are ignored.
@@ -350,11 +364,9 @@ func (u *User) Handle(line string) End {
 	r := u.room
 	switch cmd.Op {
 	case OpBroadcast:
-		r.message(KindMsg, u.nick, cmd.Text)
-		r.deliverOthers(u, concat(u.nick, ": ", cmd.Text))
+		r.publish(u, KindMsg, cmd.Text, concat(u.nick, ": ", cmd.Text))
 	case OpMe:
-		r.message(KindMe, u.nick, cmd.Text)
-		r.deliverOthers(u, concat("* ", u.nick, " ", cmd.Text))
+		r.publish(u, KindMe, cmd.Text, concat("* ", u.nick, " ", cmd.Text))
 	case OpPrivate:
 		u.private(cmd.Arg, cmd.Text)
 	case OpNick:
