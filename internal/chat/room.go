@@ -454,10 +454,11 @@ func (u *User) rename(nick string) {
 	delete(r.byFold, u.fold)
 	r.byFold[fold] = u
 	u.nick, u.fold = nick, fold
-	r.mu.Unlock()
-
+	// Recorded and announced under the lock, as joins and leaves are, so
+	// nobody who joins meanwhile sees a rename of someone they never saw.
 	r.record(KindNick, old, nick)
-	r.deliverOthers(nil, []byte("* "+old+" is now known as "+nick))
+	r.deliverLocked(nil, "* "+old+" is now known as "+nick)
+	r.mu.Unlock()
 }
 
 func (r *Room) who() string {

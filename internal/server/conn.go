@@ -169,7 +169,7 @@ func (c *conn) enqueue(b []byte, crlf, final bool) {
 		// peer that is not reading, and the peer would not learn it was
 		// cut off until it had read all of it.
 		setLingerZero(c.nc)
-		_ = c.nc.Close()
+		closeHard(c.nc)
 		c.endAsync("slow consumer")
 		return
 	}
@@ -287,8 +287,19 @@ func (c *conn) closeNow(why string) bool {
 		c.why = why
 	}
 	c.mu.Unlock()
-	_ = c.nc.Close()
+	closeHard(c.nc)
 	return true
+}
+
+// closeHard closes at once. For TLS it closes the socket underneath:
+// tls.Conn.Close first tries to send close_notify, which can wait up to 5s
+// on a client that does not read, and callers of closeHard may be inside a
+// fan-out.
+func closeHard(nc net.Conn) {
+	if u, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		nc = u.NetConn()
+	}
+	_ = nc.Close()
 }
 
 // finish waits (bounded) until everything queued has been written, then
@@ -450,7 +461,9 @@ func (c *conn) expireLocked(kind string) {
 		}
 		c.Deliver([]byte("! nickname timeout"))
 	case expireIdle:
-		if c.user == nil {
+		// The sweeper's view may be a moment old: input that arrived since
+		// keeps the user.
+		if c.user == nil || time.Since(time.Unix(0, c.lastIn.Load())) < c.srv.cfg.IdleTimeout {
 			return
 		}
 		c.Deliver([]byte(chat.IdleNotice(c.srv.cfg.IdleTimeout)))

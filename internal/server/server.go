@@ -131,7 +131,7 @@ func (s *Server) pollerFor() *poller {
 	if len(s.pollers) == 0 {
 		return nil
 	}
-	return s.pollers[int(s.pollNext.Add(1))%len(s.pollers)]
+	return s.pollers[s.pollNext.Add(1)%uint32(len(s.pollers))]
 }
 
 // sweep enforces the nickname and idle timeouts. One sweeper for all
