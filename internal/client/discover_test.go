@@ -12,7 +12,7 @@ import (
 
 func TestChoose(t *testing.T) {
 	t.Parallel()
-	two := []found{{"alpha", "10.0.0.1:8088", "1 online"}, {"beta\x1b[2J", "10.0.0.2:8088", "2 online"}}
+	two := []found{{"alpha", "192.0.2.1:8088", "1 online"}, {"beta\x1b[2J", "192.0.2.2:8088", "2 online"}}
 	for _, tc := range []struct {
 		name    string
 		servers []found
@@ -23,13 +23,13 @@ func TestChoose(t *testing.T) {
 		wantOut []string
 	}{
 		{name: "none", wantErr: "no netchat server announced itself on the LAN"},
-		{name: "one", servers: two[:1], want: "10.0.0.1:8088"},
-		{name: "asked", servers: two, in: "\nx\n7\n 2 \nleft for the chat", ask: true, want: "10.0.0.2:8088",
-			wantOut: []string{"2 netchat servers on the LAN:\n  1) alpha  10.0.0.1:8088  (1 online)\n", "Join which one? [1-2] ", `"x" is not a number from 1 to 2.`, `"7" is not`}},
-		{name: "last line without newline", servers: two, in: "1", ask: true, want: "10.0.0.1:8088"},
+		{name: "one", servers: two[:1], want: "192.0.2.1:8088"},
+		{name: "asked", servers: two, in: "\nx\n7\n 2 \nleft for the chat", ask: true, want: "192.0.2.2:8088",
+			wantOut: []string{"2 netchat servers on the LAN:\n  1) alpha  192.0.2.1:8088  (1 online)\n", "Join which one? [1-2] ", `"x" is not a number from 1 to 2.`, `"7" is not`}},
+		{name: "last line without newline", servers: two, in: "1", ask: true, want: "192.0.2.1:8088"},
 		{name: "EOF", servers: two, in: "", ask: true, wantErr: "no server chosen"},
 		{name: "not a terminal", servers: two, wantErr: "2 servers found and standard input is not a terminal",
-			wantOut: []string{"  2) beta\x1b[2J  10.0.0.2:8088  (2 online)"}},
+			wantOut: []string{"  2) beta\x1b[2J  192.0.2.2:8088  (2 online)"}},
 	} {
 		var out strings.Builder
 		in := strings.NewReader(tc.in)

@@ -89,12 +89,12 @@ func TestTLSVerification(t *testing.T) {
 // a certificate trusted through --ca but made for another name is refused.
 func TestTLSServerName(t *testing.T) {
 	t.Parallel()
-	cert := testcert.NewFor(t, "chat.example.org", "10.0.0.1")
+	cert := testcert.NewFor(t, "chat.example.org", "192.0.2.1")
 	caFile, _ := cert.Files(t)
 	s := startServer(t)
 	s.startTLS(t, cert.ServerConfig(t))
 	_, err := Dial(t.Context(), Config{Addr: s.tlsAddr, TLS: true, CAFile: caFile, Timeout: waitTimeout})
-	if err == nil || !strings.Contains(err.Error(), "certificate is valid for 10.0.0.1, not 127.0.0.1") {
+	if err == nil || !strings.Contains(err.Error(), "certificate is valid for 192.0.2.1, not 127.0.0.1") {
 		t.Fatalf("err = %v", err)
 	}
 	cfg, err := TLSConfig("chat.example.org", caFile, false)
