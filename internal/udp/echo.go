@@ -223,10 +223,13 @@ type echoLoop struct {
 }
 
 // GSO limits: segments small enough for any path MTU (so the kernel never
-// refuses for size) and at most 64 of them, the oldest kernels' maximum.
+// refuses for size), at most 64 of them, the oldest kernels' maximum, and
+// at most gsoMaxBytes in all: one send is still one UDP datagram to the
+// kernel, which refuses a larger one with EMSGSIZE.
 const (
 	gsoMaxSegment  = 1200
 	gsoMaxSegments = 64
+	gsoMaxBytes    = 65507 // largest UDP payload over IPv4
 )
 
 func newEchoLoop(c *net.UDPConn, cfg EchoConfig) *echoLoop {
@@ -352,7 +355,7 @@ func (l *echoLoop) plan() int {
 		pos++
 		if size > 0 && size <= gsoMaxSegment {
 			for _, j := range l.keep[a+1:] {
-				if pos-start == gsoMaxSegments {
+				if pos-start == gsoMaxSegments || (pos-start+1)*size > gsoMaxBytes {
 					break
 				}
 				if l.used[j] || l.dst[j] != l.dst[i] {

@@ -4,8 +4,10 @@ package udp
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -147,5 +149,61 @@ func TestEchoBurstOverLoopback(t *testing.T) {
 				t.Fatalf("round %d reply %d: %d bytes from %v, not the datagram sent in that place", round, i, n, from)
 			}
 		}
+	}
+}
+
+// TestEchoFullBatchOfLargeSegments queues a whole batch of equal,
+// maximum-segment datagrams from one source before the server reads, so
+// one read gets them all and they form one coalesced reply. 64 × 1200
+// bytes is more than one UDP send may carry: the kernel refused it with
+// EMSGSIZE and every one of the 64 replies was lost.
+func TestEchoFullBatchOfLargeSegments(t *testing.T) {
+	t.Parallel()
+	for _, fam := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(fam, func(t *testing.T) {
+			t.Parallel()
+			if fam[0] == '[' {
+				if c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback}); err != nil {
+					t.Skipf("IPv6 loopback unavailable: %v", err)
+				} else {
+					c.Close()
+				}
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			s, err := ListenEcho(ctx, EchoConfig{Addr: fam})
+			if err != nil {
+				cancel()
+				t.Fatal(err)
+			}
+			c := listenClient(t, fam)
+			_ = c.SetReadBuffer(1 << 20)
+			const n = 64
+			for i := range n {
+				p := bytes.Repeat([]byte{byte(i)}, gsoMaxSegment)
+				if _, err := c.WriteToUDPAddrPort(p, s.Addrs()[0]); err != nil {
+					cancel()
+					t.Fatal(err)
+				}
+			}
+			done := make(chan error, 1)
+			go func() { done <- s.Serve(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Serve: %v", err)
+				}
+			}()
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 2048)
+			for i := range n {
+				m, _, err := c.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatalf("reply %d: %v (stats %+v)", i, err, s.Stats())
+				}
+				if m != gsoMaxSegment || buf[0] != byte(i) || buf[m-1] != byte(i) {
+					t.Fatalf("reply %d: %d bytes starting %d, not datagram %d", i, m, buf[0], i)
+				}
+			}
+		})
 	}
 }
