@@ -27,7 +27,15 @@ type BrowseConfig struct {
 	Group   string        // default DefaultGroup
 	Iface   string        // NAME or ADDR; default: the system's choice
 	Timeout time.Duration // how long to listen; default 3s
+
+	maxServers int // default MaxServers; tests lower it
 }
+
+// MaxServers bounds how many distinct servers one Browse keeps: IDs are
+// chosen by whoever sends a beacon, so without a bound a flood of beacons
+// with fresh IDs would grow the table for the whole timeout. Beacons of
+// servers already heard still update them once it is full.
+const MaxServers = 1024
 
 // Browse listens to the discovery group for Timeout and returns the
 // servers heard, one per ID (the latest beacon wins), sorted by name, then
@@ -44,6 +52,9 @@ func browse(ctx context.Context, cfg BrowseConfig, onReady func()) ([]Server, er
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 3 * time.Second
+	}
+	if cfg.maxServers <= 0 {
+		cfg.maxServers = MaxServers
 	}
 	l, err := mcast.Listen(ctx, mcast.ListenerConfig{Group: cfg.Group, Iface: cfg.Iface})
 	if err != nil {
@@ -80,6 +91,9 @@ func browse(ctx context.Context, cfg BrowseConfig, onReady func()) ([]Server, er
 		}
 		b, err := ParseBeacon(buf[:n])
 		if err != nil {
+			continue
+		}
+		if _, known := found[b.ID]; !known && len(found) >= cfg.maxServers {
 			continue
 		}
 		found[b.ID] = Server{Beacon: b, Addr: dialAddr(from.Addr(), b.Port), Seen: time.Now()}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -223,5 +224,49 @@ func TestDialAddr(t *testing.T) {
 		if got := dialAddr(netip.MustParseAddr(tt.src), 8088); got != tt.want {
 			t.Errorf("dialAddr(%s) = %s, want %s", tt.src, got, tt.want)
 		}
+	}
+}
+
+// TestBrowseBoundsServers floods the group with valid beacons that each
+// carry a fresh id: the table must stop growing at the bound (it used to
+// keep every id for the whole timeout), while a server already heard is
+// still updated.
+func TestBrowseBoundsServers(t *testing.T) {
+	t.Parallel()
+	mcasttest.Loopback(t)
+	group := mcasttest.GroupV4(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const limit = 5
+	var sendErr error
+	servers, err := browse(ctx, BrowseConfig{Group: group, Iface: "lo", Timeout: 500 * time.Millisecond, maxServers: limit}, func() {
+		s, err := mcast.NewSender(mcast.SenderConfig{Group: group, Iface: "lo", Loopback: true})
+		if err != nil {
+			sendErr = err
+			return
+		}
+		defer s.Close()
+		beacon := func(id string, online int) []byte {
+			p, err := Beacon{Service: Service, ID: id, Name: id, Port: 9000, Online: online}.Marshal()
+			if err != nil {
+				t.Error(err)
+			}
+			return p
+		}
+		for i := range 3 * limit {
+			if sendErr = s.Send(beacon(fmt.Sprintf("id-%02d", i), 0)); sendErr != nil {
+				return
+			}
+		}
+		sendErr = s.Send(beacon("id-00", 9))
+	})
+	if err != nil || sendErr != nil {
+		t.Fatal(err, sendErr)
+	}
+	if len(servers) != limit {
+		t.Fatalf("browse kept %d servers, want the bound %d", len(servers), limit)
+	}
+	if servers[0].ID != "id-00" || servers[0].Online != 9 {
+		t.Errorf("first server %+v, want id-00 updated to 9 online", servers[0].Beacon)
 	}
 }
