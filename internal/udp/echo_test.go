@@ -348,6 +348,39 @@ func TestSourceLimiter(t *testing.T) {
 	}
 }
 
+// TestSourceLimiterFloodOfNewSources: with the table full of busy
+// sources, every datagram from a new address used to sweep the whole
+// table, so a flood from fresh addresses cost O(table) per datagram.
+func TestSourceLimiterFloodOfNewSources(t *testing.T) {
+	t.Parallel()
+	const size = 1024
+	l := newSourceLimiter(1, 1, size)
+	base := netip.MustParseAddr("2001:db8::").As16()
+	addr := func(i int) netip.Addr {
+		a := base
+		a[12], a[13], a[14], a[15] = byte(i>>24), byte(i>>16), byte(i>>8), byte(i)
+		return netip.AddrFrom16(a)
+	}
+	for i := range size {
+		if !l.allow(addr(i), 0) {
+			t.Fatalf("source %d refused before the table was full", i)
+		}
+	}
+	start := l.sweeps
+	for i := size; i < 100*size; i++ {
+		if l.allow(addr(i), int64(i)) { // 1ns apart: nobody refills
+			t.Fatalf("new source %d allowed into a full table of busy sources", i)
+		}
+	}
+	if n := l.sweeps - start; n > 1 {
+		t.Fatalf("%d sweeps of the full table for %d datagrams within 100µs, want at most 1", n, 99*size)
+	}
+	// Once entries idle out, new sources get in again.
+	if !l.allow(addr(0xffffff), 2e9) {
+		t.Fatal("new source refused after the table's entries refilled")
+	}
+}
+
 func TestServeReturnsOnCancel(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())

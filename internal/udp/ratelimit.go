@@ -11,6 +11,7 @@ type sourceLimiter struct {
 	max       int // buckets kept at most; bounds memory under spoofed floods
 	buckets   map[netip.Addr]*bucket
 	lastSweep int64
+	sweeps    int // observed by tests
 }
 
 type bucket struct {
@@ -20,6 +21,12 @@ type bucket struct {
 
 // sweepEvery bounds how long idle buckets are kept (ns).
 const sweepEvery = 10e9
+
+// fullSweepGap is the least time (ns) between two sweeps forced by a new
+// source meeting a full table. Without it, a flood from fresh addresses
+// (any IPv6 /64 has 2^64 of them, no spoofing needed) cost a walk of the
+// whole table per datagram and starved every other peer.
+const fullSweepGap = 100e6
 
 func newSourceLimiter(perSecond float64, burst, maxSources int) *sourceLimiter {
 	if burst < 1 {
@@ -42,7 +49,9 @@ func (l *sourceLimiter) allow(a netip.Addr, now int64) bool {
 	b := l.buckets[a]
 	if b == nil {
 		if len(l.buckets) >= l.max {
-			l.sweep(now)
+			if now-l.lastSweep >= fullSweepGap {
+				l.sweep(now)
+			}
 			if len(l.buckets) >= l.max {
 				// Every slot belongs to a source that is still busy: a new
 				// source gets nothing rather than growing the table.
@@ -67,6 +76,7 @@ func (l *sourceLimiter) allow(a netip.Addr, now int64) bool {
 // behave the same.
 func (l *sourceLimiter) sweep(now int64) {
 	l.lastSweep = now
+	l.sweeps++
 	for a, b := range l.buckets {
 		if b.tokens+float64(now-b.last)*l.perNano >= l.burst {
 			delete(l.buckets, a)
