@@ -76,6 +76,17 @@ func ListenEcho(ctx context.Context, cfg EchoConfig) (*EchoServer, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Go turns SO_BROADCAST on for every UDP socket. An echo server must
+	// not have it: a datagram whose (spoofed) source is a broadcast
+	// address would be answered to every host on that network.
+	for _, c := range conns {
+		if err := setBroadcast(c, false); err != nil {
+			for _, c := range conns {
+				c.Close()
+			}
+			return nil, fmt.Errorf("udp echo: clear SO_BROADCAST: %w", err)
+		}
+	}
 	s := &EchoServer{cfg: cfg, conns: conns}
 	for _, c := range conns {
 		// Best effort: a bigger buffer absorbs bursts; the kernel caps it at
