@@ -268,3 +268,45 @@ func TestConnectTimeoutInHandshake(t *testing.T) {
 		t.Errorf("took %v", d)
 	}
 }
+
+// TestPipeResetAfterPartialLine: a server that resets the connection in
+// the middle of a line must end the session with an error. The reader
+// returned the partial line, dropped the reset error and read again,
+// which after a reset gives EOF: the session "ended normally", exit 0.
+func TestPipeResetAfterPartialLine(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dialed := make(chan struct{})
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		<-dialed // a reset during connect would fail the dial instead
+		_, _ = io.WriteString(c, "Welcome!\r\npartial")
+		_ = c.(*net.TCPConn).SetLinger(0) // close with RST
+		c.Close()
+	}()
+	conn, err := net.Dial("tcp", ln.Addr().String())
+	close(dialed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out strings.Builder
+	// Stdin stays open so the client does not half-close first.
+	stdin, stdinW := io.Pipe()
+	defer stdinW.Close()
+	err = Pipe(ctx, conn, "", stdin, &out)
+	if err == nil || !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("Pipe = %v, want the reset reported", err)
+	}
+	if out.String() != "Welcome!\npartial\n" {
+		t.Errorf("printed %q", out.String())
+	}
+}

@@ -15,7 +15,8 @@ const maxLine = 64 << 10
 // lineReader splits the server's output into lines. The server ends lines
 // with CR LF; a bare LF is accepted too.
 type lineReader struct {
-	br *bufio.Reader
+	br  *bufio.Reader
+	err error // returned after a last unterminated line
 }
 
 func newLineReader(r io.Reader) *lineReader {
@@ -26,6 +27,10 @@ func newLineReader(r io.Reader) *lineReader {
 // until the next call. At the end of the stream a last unterminated line
 // is returned first, then (nil, err).
 func (r *lineReader) next() ([]byte, error) {
+	if r.err != nil {
+		// Not read again: after a reset the socket reads as a clean EOF.
+		return nil, r.err
+	}
 	b, err := r.br.ReadSlice('\n')
 	switch {
 	case err == nil:
@@ -34,6 +39,7 @@ func (r *lineReader) next() ([]byte, error) {
 	case errors.Is(err, bufio.ErrBufferFull):
 		return b, nil
 	case len(b) > 0:
+		r.err = err
 		return b, nil
 	}
 	return nil, err
