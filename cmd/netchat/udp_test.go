@@ -92,10 +92,10 @@ func TestUDPEchoAndSendCommands(t *testing.T) {
 		{"message args", "", []string{"send", addr, "hello", "hi"},
 			fmt.Sprintf("from %s (IPv4, 5 bytes): hello\nfrom %s (IPv4, 2 bytes): hi\n", addr, addr)},
 		{"stdin lines", "a b\nc\n", []string{"send", addr},
-			fmt.Sprintf("from %s (IPv4, 3 bytes): a b\nfrom %s (IPv4, 1 byte): c\n", addr, addr)},
+			fmt.Sprintf("from %s (IPv4, 3 bytes): a b\nfrom %s (IPv4, 1 bytes): c\n", addr, addr)},
 		{"hex and count", "", []string{"send", "--hex", "--count", "2", "--interval", "1ms", addr, "00 01 ff"},
 			fmt.Sprintf("from %s (IPv4, 3 bytes): 0001ff\nfrom %s (IPv4, 3 bytes): 0001ff\n", addr, addr)},
-		{"ttl", "", []string{"send", "--ttl", "2", addr, "x"}, fmt.Sprintf("from %s (IPv4, 1 byte): x\n", addr)},
+		{"ttl", "", []string{"send", "--ttl", "2", addr, "x"}, fmt.Sprintf("from %s (IPv4, 1 bytes): x\n", addr)},
 	}
 	for _, tt := range tests {
 		out, _, err := execSub(ctx, newUDPCmd(), tt.stdin, append(tt.args, "--wait", "10s")...)

@@ -43,18 +43,13 @@ func AppendDatagram(b []byte, from netip.AddrPort, payload []byte, asHex bool) [
 	b = append(b, Family(from.Addr())...)
 	b = append(b, ", "...)
 	b = strconv.AppendInt(b, int64(len(payload)), 10)
-	if len(payload) == 1 {
-		b = append(b, " byte):"...)
+	// Always "bytes" and always ": " before the payload, also for 1 and 0
+	// bytes: SPEC §4 gives the line as a template that scripts match.
+	b = append(b, " bytes): "...)
+	if asHex {
+		b = hex.AppendEncode(b, payload)
 	} else {
-		b = append(b, " bytes):"...)
-	}
-	if len(payload) > 0 {
-		b = append(b, ' ')
-		if asHex {
-			b = hex.AppendEncode(b, payload)
-		} else {
-			b = appendPrintable(b, payload)
-		}
+		b = appendPrintable(b, payload)
 	}
 	return append(b, '\n')
 }

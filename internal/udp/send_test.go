@@ -25,9 +25,9 @@ func TestFormatDatagram(t *testing.T) {
 	}{
 		{v4, "hello", false, "from 127.0.0.1:41234 (IPv4, 5 bytes): hello\n"},
 		{netip.MustParseAddrPort("[::1]:53"), "hi", false, "from [::1]:53 (IPv6, 2 bytes): hi\n"},
-		{netip.MustParseAddrPort("[fe80::1%lo]:9"), "x", false, "from [fe80::1%lo]:9 (IPv6, 1 byte): x\n"},
-		{netip.MustParseAddrPort("[::ffff:127.0.0.1]:7000"), "x", false, "from 127.0.0.1:7000 (IPv4, 1 byte): x\n"},
-		{v4, "", false, "from 127.0.0.1:41234 (IPv4, 0 bytes):\n"},
+		{netip.MustParseAddrPort("[fe80::1%lo]:9"), "x", false, "from [fe80::1%lo]:9 (IPv6, 1 bytes): x\n"},
+		{netip.MustParseAddrPort("[::ffff:127.0.0.1]:7000"), "x", false, "from 127.0.0.1:7000 (IPv4, 1 bytes): x\n"},
+		{v4, "", false, "from 127.0.0.1:41234 (IPv4, 0 bytes): \n"},
 		{v4, "\x00\xff\x10", true, "from 127.0.0.1:41234 (IPv4, 3 bytes): 00ff10\n"},
 		{v4, "a\nb\r\x1b[31m\tz", false, `from 127.0.0.1:41234 (IPv4, 11 bytes): a\nb\r\x1b[31m\tz` + "\n"},
 		{v4, "caf\xc3\xa9 \xff\\", false, `from 127.0.0.1:41234 (IPv4, 8 bytes): café \xff\\` + "\n"},
@@ -68,7 +68,7 @@ func TestSendToEcho(t *testing.T) {
 		wantReplies []string
 	}{
 		{"messages", SendConfig{Messages: []string{"hello", "world"}}, []string{"5 bytes): hello", "5 bytes): world"}},
-		{"count repeats each", SendConfig{Messages: []string{"a"}, Count: 3, Interval: time.Millisecond}, []string{"1 byte): a", "1 byte): a", "1 byte): a"}},
+		{"count repeats each", SendConfig{Messages: []string{"a"}, Count: 3, Interval: time.Millisecond}, []string{"1 bytes): a", "1 bytes): a", "1 bytes): a"}},
 		{"stdin lines", SendConfig{Stdin: strings.NewReader("one\r\ntwo\n")}, []string{"3 bytes): one", "3 bytes): two"}},
 		{"hex both ways", SendConfig{Messages: []string{"00ff 10"}, Hex: true}, []string{"3 bytes): 00ff10"}},
 	}
