@@ -124,6 +124,14 @@ Sending to a broadcast address (255.255.255.255, 192.168.1.255...) needs
 			if cfg.Interval < 0 || cfg.Wait < 0 {
 				return usagef("--interval and --wait must not be negative")
 			}
+			if cfg.TTL < 0 || cfg.TTL > 255 {
+				return usagef("--ttl %d is out of range (1-255)", cfg.TTL)
+			}
+			if _, p, err := net.SplitHostPort(args[0]); err == nil {
+				if n, err := strconv.Atoi(p); err == nil && (n < 1 || n > 65535) {
+					return usagef("port %d in %q is out of range (1-65535)", n, args[0])
+				}
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg.Addr = args[0]

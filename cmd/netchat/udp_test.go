@@ -149,6 +149,9 @@ func TestUDPUsageErrors(t *testing.T) {
 		{"send", "--count", "0", "127.0.0.1:9", "x"},
 		{"echo", "--port", "70000"},
 		{"listen", "--count", "-1"},
+		{"send", "--ttl", "300", "127.0.0.1:9", "x"},
+		{"send", "127.0.0.1:99999", "x"},
+		{"send", "127.0.0.1:0", "x"},
 	}
 	for _, args := range tests {
 		_, _, err := execSub(context.Background(), newUDPCmd(), "", args...)
