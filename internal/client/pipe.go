@@ -61,6 +61,7 @@ func pipeFromServer(conn net.Conn, nick string, out io.Writer, joined chan<- str
 	lr := newLineReader(conn)
 	bw := bufio.NewWriter(out)
 	var buf []byte
+	accepted := false
 	for {
 		line, err := lr.next()
 		if line != nil {
@@ -76,6 +77,7 @@ func pipeFromServer(conn net.Conn, nick string, out io.Writer, joined chan<- str
 					_ = sendLine(conn, nick)
 				}
 			case evJoined:
+				accepted = true
 				close(joined)
 			case evRefused:
 				_ = bw.Flush()
@@ -92,6 +94,10 @@ func pipeFromServer(conn net.Conn, nick string, out io.Writer, joined chan<- str
 			return fmt.Errorf("cannot write output: %v", unwrapOp(ferr))
 		}
 		if err == io.EOF {
+			if nick != "" && !accepted {
+				// Nothing of stdin was sent: not a normal end.
+				return fmt.Errorf("the server closed the connection before accepting the nickname %q", nick)
+			}
 			return nil
 		}
 		if err != nil {

@@ -310,3 +310,22 @@ func TestPipeResetAfterPartialLine(t *testing.T) {
 		t.Errorf("printed %q", out.String())
 	}
 }
+
+// TestPipeClosedBeforeNickAccepted: with --nick, a server that closes
+// before accepting the nickname is an error, not a normal end: nothing of
+// stdin was sent.
+func TestPipeClosedBeforeNickAccepted(t *testing.T) {
+	t.Parallel()
+	addr := fakeServer(t, func(c net.Conn) {
+		_, _ = io.WriteString(c, "Welcome to netchat (fake)! 0 users online. Please enter a nickname:\r\n")
+		_ = c.(*net.TCPConn).CloseWrite()
+		_, _ = io.Copy(io.Discard, c)
+	})
+	out := newSyncBuffer()
+	err := runAsync(t, func() error {
+		return Run(t.Context(), Config{Addr: addr, Nick: "bot", Timeout: waitTimeout}, strings.NewReader("hello\n"), out)
+	})()
+	if err == nil || !strings.Contains(err.Error(), "before accepting the nickname") {
+		t.Fatalf("Run: %v, want an error about the nickname", err)
+	}
+}
