@@ -200,8 +200,9 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout io.Writer) err
 		return Pipe(ctx, conn, cfg.Nick, stdin, stdout)
 	}
 	// In raw mode Ctrl-C is a key, but a signal from elsewhere must still
-	// let the terminal be restored.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// let the terminal be restored. (SIGTSTP is left to the shell, which
+	// saves and restores the terminal of a stopped job.)
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
 	defer stop()
 	return Interactive(ctx, conn, cfg.Nick, struct {
 		io.Reader
