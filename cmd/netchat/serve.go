@@ -155,12 +155,13 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		MsgBurst:         o.msgBurst,
 	}
 	var seed []chat.Event
+	var tr *history.Transcript
 	if o.dataDir != "" {
 		fsync, err := history.ParseFsyncInterval(o.fsyncInterval)
 		if err != nil {
 			return usagef("--fsync-interval: %v", err)
 		}
-		tr, err := history.Open(history.Options{
+		tr, err = history.Open(history.Options{
 			Dir:           o.dataDir,
 			FsyncInterval: fsync,
 			MaxSize:       int64(o.transcriptMax),
@@ -205,6 +206,17 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		cfg.Metrics = server.NewMetrics(reg, room.Online)
+		if tr != nil {
+			reg.MustRegister(
+				prometheus.NewCounterFunc(prometheus.CounterOpts{
+					Name: "netchat_transcript_dropped_total",
+					Help: "Public events not written to the transcript because its queue was full (the disk fell behind).",
+				}, func() float64 { return float64(tr.Dropped()) }),
+				prometheus.NewCounterFunc(prometheus.CounterOpts{
+					Name: "netchat_transcript_write_errors_total",
+					Help: "Failed transcript writes, fsyncs or rotations.",
+				}, func() float64 { return float64(tr.WriteErrors()) }))
+		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		// Profiles are served next to the metrics: the address is the

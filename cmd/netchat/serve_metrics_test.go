@@ -287,3 +287,17 @@ func TestServeMetrics(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestServeMetricsTranscript: with --data-dir, the transcript's dropped
+// events and write errors are exported too (and are zero on a healthy disk).
+func TestServeMetricsTranscript(t *testing.T) {
+	t.Parallel()
+	o := testServeOptions()
+	o.metricsAddr = "127.0.0.1:0"
+	o.dataDir = t.TempDir()
+	s := startServeLogged(t, o)
+	awaitMetrics(t, s.addrs["metrics"], "with a transcript", map[string]float64{
+		"netchat_transcript_dropped_total":      0,
+		"netchat_transcript_write_errors_total": 0,
+	})
+}

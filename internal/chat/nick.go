@@ -1,7 +1,6 @@
 package chat
 
 import (
-	"errors"
 	"fmt"
 	"unicode"
 	"unicode/utf8"
@@ -27,11 +26,6 @@ func (e *NickError) Error() string {
 	return "invalid nickname: " + e.Reason
 }
 
-// ErrNickTaken matches, with errors.Is, a NickError for a nickname in use.
-var ErrNickTaken = errors.New("nickname taken")
-
-// Is lets callers test for ErrNickTaken without a type assertion.
-func (e *NickError) Is(target error) bool { return target == ErrNickTaken && e.Taken }
 
 // FoldNick checks nick against the nickname rules and returns the form used
 // to decide uniqueness. Folding is PRECIS UsernameCaseMapped, so Alice, alice
