@@ -26,7 +26,6 @@ func (e *NickError) Error() string {
 	return "invalid nickname: " + e.Reason
 }
 
-
 // FoldNick checks nick against the nickname rules and returns the form used
 // to decide uniqueness. Folding is PRECIS UsernameCaseMapped, so Alice, alice
 // and ＡＬＩＣＥ (full width) are one nickname.
