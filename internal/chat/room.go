@@ -288,11 +288,6 @@ func (r *Room) deliverOthers(skip *User, line []byte) {
 	r.mu.RUnlock()
 }
 
-// Notice sends a server notice ("* " + text) to every joined user.
-func (r *Room) Notice(text string) {
-	r.deliverOthers(nil, []byte("* "+text))
-}
-
 func (r *Room) record(kind, nick, text string) {
 	if r.cfg.Record != nil {
 		r.cfg.Record(Event{Time: r.cfg.Now(), Kind: kind, Nick: nick, Text: text})
