@@ -284,7 +284,12 @@ func Listen(ctx context.Context, cfg ListenerConfig) (*Listener, error) {
 	if group.Addr().Is6() {
 		network = "udp6"
 	}
-	lc := net.ListenConfig{Control: reuseAddr}
+	lc := net.ListenConfig{Control: func(nw, addr string, rc syscall.RawConn) error {
+		if err := reuseAddr(nw, addr, rc); err != nil {
+			return err
+		}
+		return onlyJoined(network, rc)
+	}}
 	pc, err := lc.ListenPacket(ctx, network, group.String())
 	if err != nil {
 		return nil, err
