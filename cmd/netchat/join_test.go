@@ -14,6 +14,7 @@ import (
 	"netchat/internal/client/testcert"
 	"netchat/internal/discovery"
 	"netchat/internal/mcast/mcasttest"
+	"netchat/internal/syncbuf"
 )
 
 // testServeOptions are serve's options for a quiet server on a loopback
@@ -45,7 +46,7 @@ func startServe(t *testing.T, o *serveOptions) map[string]string {
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- runServe(ctx, o, &syncOutput{}, func(kind string, a net.Addr) {
+		done <- runServe(ctx, o, &syncbuf.Buffer{}, func(kind string, a net.Addr) {
 			mu.Lock()
 			addrs[kind] = a.String()
 			if kind == "chat" && o.tlsListen == "" || kind == "tls" {
@@ -161,7 +162,7 @@ func TestServeTLSStartupErrors(t *testing.T) {
 		o := testServeOptions()
 		o.tlsListen, o.tlsCert, o.tlsKey = tc.listen, tc.cert, tc.key
 		listened := false
-		err := runServe(t.Context(), o, &syncOutput{}, func(string, net.Addr) { listened = true })
+		err := runServe(t.Context(), o, &syncbuf.Buffer{}, func(string, net.Addr) { listened = true })
 		var ue usageError
 		switch {
 		case err == nil || !strings.Contains(err.Error(), tc.want):

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"netchat/internal/mcast/mcasttest"
+	"netchat/internal/syncbuf"
 )
 
 func TestMcastSendRejectsUnicastGroup(t *testing.T) {
@@ -27,7 +28,7 @@ func TestMcastSendListenCommands(t *testing.T) {
 	group := mcasttest.GroupV4(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out, errOut syncOutput
+	var out, errOut syncbuf.Buffer
 	listen := newMcastCmd()
 	listen.SetArgs([]string{"listen", "--iface", "lo", "--count", "2", group})
 	listen.SetOut(&out)

@@ -22,6 +22,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"netchat/internal/syncbuf"
 )
 
 // histWait bounds every wait in these tests for something that should
@@ -31,7 +33,7 @@ const histWait = 10 * time.Second
 // loggedServe is a `serve` run in-process whose log is kept.
 type loggedServe struct {
 	addrs map[string]string
-	logs  *syncOutput
+	logs  *syncbuf.Buffer
 	stop  func() // stops the server and waits for runServe to return
 }
 
@@ -41,7 +43,7 @@ func startServeLogged(t *testing.T, o *serveOptions) *loggedServe {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var mu sync.Mutex
-	s := &loggedServe{addrs: map[string]string{}, logs: &syncOutput{}}
+	s := &loggedServe{addrs: map[string]string{}, logs: &syncbuf.Buffer{}}
 	ready := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
@@ -729,7 +731,7 @@ func TestHelperServe(t *testing.T) {
 // serveProcess is a `netchat serve` child process.
 type serveProcess struct {
 	cmd    *exec.Cmd
-	logs   *syncOutput
+	logs   *syncbuf.Buffer
 	addr   string
 	exited chan error
 }
@@ -753,7 +755,7 @@ func startServeProcess(t *testing.T, args ...string) *serveProcess {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	p := &serveProcess{cmd: cmd, logs: &syncOutput{}, exited: make(chan error, 1)}
+	p := &serveProcess{cmd: cmd, logs: &syncbuf.Buffer{}, exited: make(chan error, 1)}
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		select {

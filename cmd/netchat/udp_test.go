@@ -1,40 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"netchat/internal/syncbuf"
 )
-
-// syncOutput is safe for a running command writing and a test reading.
-type syncOutput struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncOutput) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncOutput) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // runCmd executes a command tree with args, bounded by ctx.
 func execSub(ctx context.Context, cmd *cobra.Command, stdin string, args ...string) (stdout, stderr string, err error) {
-	var out, errOut syncOutput
+	var out, errOut syncbuf.Buffer
 	cmd.SetArgs(args)
 	cmd.SetIn(strings.NewReader(stdin))
 	cmd.SetOut(&out)
@@ -56,7 +38,7 @@ func freeUDPPort(t *testing.T) int {
 }
 
 // waitStderr waits until a running command's stderr contains want.
-func waitOutput(t *testing.T, b *syncOutput, want string) {
+func waitOutput(t *testing.T, b *syncbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for !strings.Contains(b.String(), want) {
@@ -73,7 +55,7 @@ func TestUDPEchoAndSendCommands(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	echoCtx, stopEcho := context.WithCancel(ctx)
-	var echoErr syncOutput
+	var echoErr syncbuf.Buffer
 	echo := newUDPCmd()
 	echo.SetArgs([]string{"echo", "-l", "127.0.0.1", "-p", fmt.Sprint(port), "--rate", "0"})
 	echo.SetOut(&echoErr)
@@ -118,7 +100,7 @@ func TestUDPBroadcastToListenCommand(t *testing.T) {
 	port := freeUDPPort(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	var out, errOut syncOutput
+	var out, errOut syncbuf.Buffer
 	listen := newUDPCmd()
 	listen.SetArgs([]string{"listen", "-l", "0.0.0.0", "-p", fmt.Sprint(port), "--count", "1"})
 	listen.SetOut(&out)

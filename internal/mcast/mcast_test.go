@@ -1,15 +1,14 @@
 package mcast
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"netchat/internal/mcast/mcasttest"
+	"netchat/internal/syncbuf"
 )
 
 func TestParseGroup(t *testing.T) {
@@ -63,23 +62,6 @@ func TestLookupInterface(t *testing.T) {
 	}
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestSendListenOnLoopback(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -119,7 +101,7 @@ func TestSendListenOnLoopback(t *testing.T) {
 			}
 
 			const count = 3
-			var out syncBuffer
+			var out syncbuf.Buffer
 			printed := make(chan error, 1)
 			go func() { printed <- l.Print(ctx, &out, false, count) }()
 			seq := 0

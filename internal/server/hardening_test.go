@@ -8,7 +8,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"netchat/internal/chat"
+	"netchat/internal/syncbuf"
 )
 
 // Integration tests for SPEC §2.3 (input hygiene, telnet) and the
@@ -44,26 +44,8 @@ func (c *client) writeSlowly(b []byte, n int) {
 	}
 }
 
-// syncBuffer is a concurrency-safe log sink for tests that check log lines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func captureLogs(sc *Config) *syncBuffer {
-	buf := &syncBuffer{}
+func captureLogs(sc *Config) *syncbuf.Buffer {
+	buf := &syncbuf.Buffer{}
 	sc.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	return buf
 }
@@ -573,7 +555,7 @@ func TestHalfCloseWithQuitAndLeaveNotice(t *testing.T) {
 
 func TestSessionPanicIsContained(t *testing.T) {
 	t.Parallel()
-	var logs *syncBuffer
+	var logs *syncbuf.Buffer
 	s := startServer(t, func(_ *chat.Config, sc *Config) {
 		logs = captureLogs(sc)
 		sc.testHookLine = func(l []byte) {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"netchat/internal/chat"
+	"netchat/internal/syncbuf"
 )
 
 // lineCollector reads every line a client receives on its own goroutine,
@@ -67,7 +68,7 @@ func (lc *lineCollector) has(line string) bool {
 func TestSlowConsumer(t *testing.T) {
 	t.Parallel()
 	const sendQueue = 64 << 10
-	var logs *syncBuffer
+	var logs *syncbuf.Buffer
 	s := startServer(t, func(rc *chat.Config, sc *Config) {
 		rc.History = 0
 		sc.SendQueue = sendQueue

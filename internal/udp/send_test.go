@@ -1,17 +1,17 @@
 package udp
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/net/ipv4"
+
+	"netchat/internal/syncbuf"
 )
 
 func TestFormatDatagram(t *testing.T) {
@@ -40,24 +40,6 @@ func TestFormatDatagram(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a polling reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestSendToEcho(t *testing.T) {
 	t.Parallel()
 	echo := startEcho(t, EchoConfig{Addr: "127.0.0.1:0"})
@@ -75,7 +57,7 @@ func TestSendToEcho(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			var out syncBuffer
+			var out syncbuf.Buffer
 			cfg := tt.cfg
 			cfg.Addr = fmt.Sprintf("127.0.0.1:%d", port)
 			cfg.Out = &out
@@ -136,7 +118,7 @@ func TestBroadcastReachesListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := l.Addrs()[0].Port()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	printed := make(chan error, 1)
 	go func() { printed <- l.Print(ctx, &out, false, 1) }()
 
@@ -170,7 +152,7 @@ func TestListenerPrintsBothFamilies(t *testing.T) {
 		t.Fatal(err)
 	}
 	addrs := l.Addrs()
-	var out syncBuffer
+	var out syncbuf.Buffer
 	printed := make(chan error, 1)
 	go func() { printed <- l.Print(ctx, &out, true, len(addrs)) }()
 	var want []string
