@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -42,6 +43,31 @@ func (c *client) writeSlowly(b []byte, n int) {
 		c.write(b[:k])
 		b = b[k:]
 	}
+}
+
+// keepWriting writes data every period until the returned stop function is
+// called (it may be called more than once).
+func (c *client) keepWriting(period time.Duration, data string) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(period)
+		defer tick.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+				_ = c.c.SetWriteDeadline(time.Now().Add(time.Second))
+				if _, err := io.WriteString(c.c, data); err != nil {
+					return
+				}
+			}
+		}
+	}()
+	var once sync.Once
+	return func() { once.Do(func() { close(quit); <-done }) }
 }
 
 func captureLogs(sc *Config) *syncbuf.Buffer {
@@ -371,25 +397,7 @@ func TestNickTimeoutPartialNick(t *testing.T) {
 	s := startServer(t, func(_ *chat.Config, sc *Config) { sc.NickTimeout = 200 * time.Millisecond })
 	// Trickling bytes does not keep an unjoined connection alive.
 	c := s.dial(t)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				_ = c.c.SetWriteDeadline(time.Now().Add(time.Second))
-				if _, err := c.c.Write([]byte("a")); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	defer func() { close(stop); <-done }()
+	defer c.keepWriting(20*time.Millisecond, "a")()
 	lines := c.expectClosed()
 	if len(lines) != 1 || lines[0] != "! nickname timeout" {
 		t.Fatalf("got %q", lines)
@@ -403,32 +411,7 @@ func TestIdleTimeout(t *testing.T) {
 	bob := s.join(t, "bob")
 	// Bob is never silent: a blank line every 30ms counts as activity
 	// without producing any output.
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(30 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-				_ = bob.c.SetWriteDeadline(time.Now().Add(time.Second))
-				if _, err := bob.c.Write([]byte("\r\n")); err != nil {
-					return
-				}
-			}
-		}
-	}()
-	stopped := false
-	stopBob := func() {
-		if !stopped {
-			stopped = true
-			close(stop)
-			<-done
-		}
-	}
+	stopBob := bob.keepWriting(30*time.Millisecond, "\r\n")
 	defer stopBob()
 
 	lines := alice.expectClosed()
