@@ -61,12 +61,8 @@ func TestNicknameRejections(t *testing.T) {
 func TestBroadcastNotEchoed(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
-	alice := s.join(t, "alice")
-	bob := s.join(t, "bob")
-	carol := s.join(t, "carol")
-	alice.expect("* bob joined (2 online)")
-	alice.expect("* carol joined (3 online)")
-	bob.expect("* carol joined (3 online)")
+	cs := s.joinAll(t, "alice", "bob", "carol")
+	alice, bob, carol := cs[0], cs[1], cs[2]
 
 	alice.send("hello", "b:short form", "//slash")
 	for _, c := range []*client{bob, carol} {
@@ -80,12 +76,8 @@ func TestBroadcastNotEchoed(t *testing.T) {
 func TestPrivateMessages(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, nil)
-	alice := s.join(t, "alice")
-	bob := s.join(t, "bob")
-	carol := s.join(t, "carol")
-	alice.expect("* bob joined (2 online)")
-	alice.expect("* carol joined (3 online)")
-	bob.expect("* carol joined (3 online)")
+	cs := s.joinAll(t, "alice", "bob", "carol")
+	alice, bob, carol := cs[0], cs[1], cs[2]
 
 	alice.send("c:bob:psst")
 	bob.expect("[private] alice: psst")

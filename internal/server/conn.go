@@ -404,11 +404,9 @@ func (c *conn) endSession(why string, graceful bool) {
 	if c.poll != nil {
 		c.poll.remove(c)
 	}
-	if c.user != nil {
-		c.user.Leave("")
-	}
 	nick := ""
 	if c.user != nil {
+		c.user.Leave("")
 		nick = c.user.Nick()
 	}
 	go func() {

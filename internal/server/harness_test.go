@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,20 @@ func (s *testServer) join(t testing.TB, nick string) *client {
 	cl.send(nick)
 	cl.expectPrefix("* Welcome, " + nick + "! ")
 	return cl
+}
+
+// joinAll joins the users in order; each earlier one consumes the join
+// notices of those after it, so all start with nothing pending.
+func (s *testServer) joinAll(t testing.TB, nicks ...string) []*client {
+	t.Helper()
+	cs := make([]*client, len(nicks))
+	for i, nick := range nicks {
+		cs[i] = s.join(t, nick)
+		for _, earlier := range cs[:i] {
+			earlier.expect("* " + nick + " joined (" + strconv.Itoa(i+1) + " online)")
+		}
+	}
+	return cs
 }
 
 func (c *client) send(lines ...string) {
