@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"netchat/internal/client/testcert"
 	"netchat/internal/discovery"
 	"netchat/internal/mcast/mcasttest"
 	"netchat/internal/syncbuf"
+	"netchat/internal/testcert"
 )
 
 // testServeOptions are serve's options for a quiet server on a loopback

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"netchat/internal/client/testcert"
+	"netchat/internal/testcert"
 )
 
 // TestTLSAndPlainSameRoom: a TLS user, verified through --ca, and a plain

@@ -4,12 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"math/big"
 	"net"
 	"os"
 	"runtime"
@@ -20,6 +15,7 @@ import (
 
 	"netchat/internal/chat"
 	"netchat/internal/server"
+	"netchat/internal/testcert"
 )
 
 // startServer runs a real netchat server on loopback without the limits
@@ -137,7 +133,7 @@ func TestBenchOpenLoop(t *testing.T) {
 }
 
 func TestBenchTLS(t *testing.T) {
-	addr := startServer(t, selfSignedTLS(t))
+	addr := startServer(t, testcert.New(t).ServerConfig(t))
 	cfg := smallConfig(addr)
 	cfg.Clients, cfg.Senders, cfg.Rate = 5, 2, 100
 	cfg.Duration = 300 * time.Millisecond
@@ -316,25 +312,6 @@ func TestBenchEchoAndDisorder(t *testing.T) {
 	if !strings.Contains(summary.String(), "duplicates") {
 		t.Errorf("summary does not warn about duplicates:\n%s", summary.String())
 	}
-}
-
-func selfSignedTLS(t *testing.T) *tls.Config {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
 }
 
 func TestBenchServerPIDUnreadable(t *testing.T) {

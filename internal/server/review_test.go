@@ -18,7 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"netchat/internal/chat"
-	"netchat/internal/client/testcert"
+	"netchat/internal/testcert"
 )
 
 // loopbackPair returns both ends of a loopback TCP connection: the

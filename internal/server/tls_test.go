@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"netchat/internal/client/testcert"
+	"netchat/internal/testcert"
 )
 
 func TestLoadTLSConfig(t *testing.T) {
