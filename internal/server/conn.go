@@ -131,8 +131,9 @@ func putBuf(b []byte) {
 
 // Deliver implements chat.Session. It never blocks: it appends the line to
 // the queue and makes sure a writer is running.
-func (c *conn) Deliver(l []byte) {
+func (c *conn) Deliver(l []byte) <-chan struct{} {
 	c.enqueue(l, true, false)
+	return nil
 }
 
 // deliverLast queues l as the last line the client gets: anything delivered
