@@ -56,7 +56,7 @@ func TestAdmitPasteIsLagged(t *testing.T) {
 func TestAdmitFloodIsCutOff(t *testing.T) {
 	t.Parallel()
 	clk := &manualClock{t: time.Unix(1e9, 0)}
-	r := NewRoom(Config{MsgRate: 10, MsgBurst: 20, Now: clk.now})
+	r := NewRoom(Config{MsgRate: 10, MsgBurst: 20, Now: clk.now, NoticeBatchAbove: 500})
 	rec := &recorder{}
 	u := mustJoin(t, r, rec, "flooder")
 	watcher := &recorder{}
