@@ -166,7 +166,9 @@ func (r *Room) Join(s Session, nick string, info Info) (*User, error) {
 	u := &User{room: r, sess: s, info: info, nick: nick, fold: fold}
 	if r.cfg.MsgRate > 0 {
 		u.limiter = rate.NewLimiter(rate.Limit(r.cfg.MsgRate), r.cfg.MsgBurst)
-		u.lagMax = time.Duration(float64(r.cfg.MsgBurst) / r.cfg.MsgRate * float64(time.Second))
+		// A burst's worth of lag (see Admit); the millisecond absorbs the
+		// limiter's rounding at exactly that boundary.
+		u.lagMax = time.Duration(float64(r.cfg.MsgBurst)/r.cfg.MsgRate*float64(time.Second)) + time.Millisecond
 	}
 
 	r.mu.Lock()

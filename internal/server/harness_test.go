@@ -61,6 +61,20 @@ func startServer(t testing.TB, mod func(*chat.Config, *Config)) *testServer {
 	return &testServer{Server: srv, addr: ln.Addr().String()}
 }
 
+// admitConn does what accept does with the server side of a connection,
+// up to starting the session.
+func admitConn(t testing.TB, srv *Server, nc net.Conn) (*tcpConn, *session) {
+	t.Helper()
+	c := newTCPConn(srv, nc)
+	sess, msg := srv.admit(c, addrIP(nc.RemoteAddr()), nc.RemoteAddr().String())
+	if sess == nil {
+		t.Fatalf("connection refused: %s", msg)
+	}
+	srv.prepareTCP(c, sess)
+	t.Cleanup(func() { srv.Close() })
+	return c, sess
+}
+
 // client is a raw TCP chat client for tests.
 type client struct {
 	t    testing.TB
