@@ -66,8 +66,8 @@ type session struct {
 	// for the current read (see stall).
 	stalled  bool
 	inputOff bool // the transport's input is paused
-	budget  time.Duration
-	timer   *time.Timer // runs held lines when the first is due
+	budget   time.Duration
+	timer    *time.Timer // runs held lines when the first is due
 }
 
 // held line kinds: a line, or an event that must keep its place after
