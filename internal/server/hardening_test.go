@@ -250,6 +250,7 @@ func TestInputHygiene(t *testing.T) {
 	}
 	// A line that is nothing but controls is empty after cleaning: ignored.
 	alice.write([]byte("\x1b\x07\x00\r\n"))
+	alice.expectNothing()
 	bob.expectNothing()
 	// Controls are removed from the nickname too, and from /me and /msg.
 	alice.send("/me waves\x1b[5m", "/msg bob \x1b[1mbold")

@@ -62,6 +62,9 @@ type Config struct {
 
 	// testHookLine, if set, sees every raw input line first (tests only).
 	testHookLine func(line []byte)
+	// testHookStall, if set, sees every stall: its bound, and how much of
+	// the read's stall budget earlier stalls had spent (tests only).
+	testHookStall func(ttl, spent time.Duration)
 }
 
 // Defaults returns the configuration of SPEC §2.4.

@@ -367,6 +367,9 @@ func (s *session) stall(backlog <-chan struct{}) {
 	if ttl <= 0 {
 		return
 	}
+	if h := s.srv.cfg.testHookStall; h != nil {
+		h(ttl, s.srv.stallMax-s.budget)
+	}
 	s.stalled = true
 	s.syncInput()
 	s.srv.m.stall()
