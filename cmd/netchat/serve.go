@@ -40,6 +40,9 @@ type serveOptions struct {
 	msgRate          rateValue
 	msgBurst         int
 	sendQueue        byteSize
+	writeTimeout     time.Duration
+	stallMax         time.Duration
+	ipv6Prefix       int
 	maxLine          int
 	shutdownTimeout  time.Duration
 	nickTimeout      time.Duration
@@ -95,6 +98,9 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.Var(&o.msgRate, "msg-rate", "lines per second per user, e.g. 10/s or 600/m (0 = no limit)")
 	f.IntVar(&o.msgBurst, "msg-burst", 20, "burst of lines allowed above --msg-rate")
 	f.Var(&o.sendQueue, "send-queue", "bytes queued for a client that is not reading before it is disconnected (e.g. 1MiB, 64KiB)")
+	f.DurationVar(&o.writeTimeout, "write-timeout", d.WriteTimeout, "disconnect a client whose socket takes no output for this long, even below --send-queue (0 = never)")
+	f.DurationVar(&o.stallMax, "stall-max", d.StallMax, "pacing: how long one read of a sender may be held back while its lines fill another client's queue past 3/4 (0 = no pacing)")
+	f.IntVar(&o.ipv6Prefix, "ipv6-prefix", d.IPv6PrefixLen, "with --max-conns-per-ip: count IPv6 clients per network of this prefix length (a host usually has a /64; 128 = per address)")
 	f.IntVar(&o.maxLine, "max-line", d.MaxLine, "longest accepted input line in bytes")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long to let clients flush before closing")
 	f.DurationVar(&o.nickTimeout, "nick-timeout", d.NickTimeout, "close connections that choose no nickname within this time (0 = never)")
@@ -141,6 +147,12 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	}
 	if o.history < 0 {
 		return usagef("--history must not be negative")
+	}
+	if o.writeTimeout < 0 || o.stallMax < 0 {
+		return usagef("--write-timeout and --stall-max must not be negative")
+	}
+	if o.ipv6Prefix < 16 || o.ipv6Prefix > 128 {
+		return usagef("--ipv6-prefix must be between 16 and 128")
 	}
 	tlsCfg, tlsAddr, err := serveTLSConfig(o, logger)
 	if err != nil {
@@ -195,6 +207,10 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		NickTimeout:   o.nickTimeout,
 		MaxLine:       o.maxLine,
 		SendQueue:     int(o.sendQueue),
+		WriteTimeout:  o.writeTimeout,
+		StallMax:      o.stallMax,
+		IPv6PrefixLen: o.ipv6Prefix,
+		WriteRate:     server.DefaultWriteRate,
 		Logger:        logger,
 	}
 	if cfg.KeepAlive == 0 {

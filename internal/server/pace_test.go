@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -178,4 +179,71 @@ func TestJoinReplayNeverTripsSendQueue(t *testing.T) {
 		c.expectNothing()
 		alice.expect("* " + nick + " joined (" + strconv.Itoa(i+2) + " online)")
 	}
+}
+
+// nopTransport is a transport that goes nowhere, for tests of admission.
+type nopTransport struct{}
+
+func (nopTransport) pauseInput()    {}
+func (nopTransport) resumeInput()   {}
+func (nopTransport) stopInput()     {}
+func (nopTransport) closeGraceful() {}
+func (nopTransport) closeHard(bool) {}
+
+// TestPerIPLimitCountsIPv6Networks: one IPv6 host usually has a whole /64,
+// so the per-IP limit counts IPv6 clients per network of IPv6PrefixLen
+// bits (SPEC §2.4's --max-conns-per-ip); IPv4 addresses count one by one.
+func TestPerIPLimitCountsIPv6Networks(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		prefix int
+		addrs  []string
+		admit  []bool
+	}{
+		{64, []string{"2001:db8::1", "2001:db8::2", "2001:db8::ffff:3", "2001:db8:0:1::1", "::ffff:192.0.2.1"},
+			[]bool{true, true, false, true, true}},
+		{128, []string{"2001:db8::1", "2001:db8::2", "2001:db8::ffff:3", "2001:db8::1", "2001:db8::1"},
+			[]bool{true, true, true, true, false}},
+		{48, []string{"2001:db8:0:1::1", "2001:db8:0:2::1", "2001:db8:0:3::1", "2001:db8:1::1"},
+			[]bool{true, true, false, true}},
+		{64, []string{"192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.1", "192.0.2.1"},
+			[]bool{true, true, true, true, false}},
+	} {
+		srv := New(chat.NewRoom(chat.Config{}), Config{MaxConnsPerIP: 2, IPv6PrefixLen: tc.prefix})
+		for i, a := range tc.addrs {
+			ip := netip.MustParseAddr(a).Unmap()
+			sess, msg := srv.admit(nopTransport{}, ip, a)
+			if got := sess != nil; got != tc.admit[i] {
+				t.Fatalf("/%d: %s (connection %d): admitted %v, want %v (%s)", tc.prefix, a, i, got, tc.admit[i], msg)
+			}
+			if sess == nil && msg != "! too many connections from your address" {
+				t.Fatalf("refused with %q", msg)
+			}
+		}
+		srv.Close()
+	}
+}
+
+// TestPerIPLimitOverIPv6Loopback: the limit applies to real IPv6
+// connections too.
+func TestPerIPLimitOverIPv6Loopback(t *testing.T) {
+	t.Parallel()
+	srv := New(chat.NewRoom(chat.Config{}), Config{MaxConnsPerIP: 2})
+	ln, err := srv.Listen(t.Context(), "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	s := &testServer{Server: srv, addr: ln.Addr().String()}
+	s.dial(t)
+	s.dial(t)
+	c, err := net.DialTimeout("tcp", s.addr, waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cl := &client{t: t, c: c, r: bufio.NewReader(c)}
+	cl.expect("! too many connections from your address")
+	cl.expectClosed()
 }
