@@ -2,6 +2,8 @@ package server
 
 import (
 	"bufio"
+	"crypto/tls"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -246,4 +248,29 @@ func TestPerIPLimitOverIPv6Loopback(t *testing.T) {
 	cl := &client{t: t, c: c, r: bufio.NewReader(c)}
 	cl.expect("! too many connections from your address")
 	cl.expectClosed()
+}
+
+// TestTLSHandshakeFailureLogged: a client on the TLS port that does not
+// speak TLS is closed, and the log says the handshake failed.
+func TestTLSHandshakeFailureLogged(t *testing.T) {
+	t.Parallel()
+	var logs *syncbuf.Buffer
+	s := startServer(t, func(_ *chat.Config, sc *Config) { logs = captureLogs(sc) })
+	ln, err := s.Listen(t.Context(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve(tls.NewListener(ln, tlsConfig(t))) }()
+	c, err := net.DialTimeout("tcp", ln.Addr().String(), waitTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("alice\r\n"))
+	_ = c.SetReadDeadline(time.Now().Add(waitTimeout))
+	_, _ = io.Copy(io.Discard, c) // until the server hangs up
+	waitFor(t, "the disconnect log", func() bool {
+		return strings.Contains(logs.String(), `reason="TLS handshake failed: `)
+	})
+	waitFor(t, "the connection to be forgotten", func() bool { return s.Conns() == 0 })
 }
