@@ -26,9 +26,9 @@ func TestQueueStreamAndMemory(t *testing.T) {
 	var in, out bytes.Buffer
 	const slack = 2 * 32 << 10
 	seq := byte(0)
-	for range 5000 {
+	for range 2000 {
 		if rng.IntN(3) > 0 {
-			b := make([]byte, rng.IntN(5000))
+			b := make([]byte, rng.IntN(3000))
 			for i := range b {
 				seq++
 				b[i] = seq

@@ -102,7 +102,7 @@ func TestTLSRejectWithoutHandshake(t *testing.T) {
 func TestDeliverLastIsLast(t *testing.T) {
 	t.Parallel()
 	srv := New(chat.NewRoom(chat.Config{}), Config{})
-	for i := range 100 {
+	for i := range 50 {
 		snc, cnc := loopbackPair(t)
 		_, c := admitConn(t, srv, snc)
 		var sent atomic.Int64
@@ -112,7 +112,7 @@ func TestDeliverLastIsLast(t *testing.T) {
 			wg.Go(func() {
 				// Bounded, so that the queue never overflows and cuts
 				// the client off as a slow consumer on a busy machine.
-				for range 20000 {
+				for range 3000 {
 					select {
 					case <-stop:
 						return
