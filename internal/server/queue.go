@@ -93,6 +93,17 @@ type queue struct {
 
 // appendLine appends prefix, line and suffix (framing around one line).
 func (q *queue) appendLine(prefix, line, suffix []byte) {
+	n := len(prefix) + len(line) + len(suffix)
+	if last := len(q.chunks) - 1; last >= 0 {
+		if c := q.chunks[last]; cap(c)-len(c) >= n {
+			// The common case: the line fits in the tail chunk.
+			c = append(c, prefix...)
+			c = append(c, line...)
+			q.chunks[last] = append(c, suffix...)
+			q.n += n
+			return
+		}
+	}
 	q.write(prefix)
 	q.write(line)
 	q.write(suffix)
