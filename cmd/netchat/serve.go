@@ -151,7 +151,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if o.writeTimeout < 0 || o.stallMax < 0 {
 		return usagef("--write-timeout and --stall-max must not be negative")
 	}
-	if o.ipv6Prefix < 16 || o.ipv6Prefix > 128 {
+	if o.ipv6Prefix != 0 && (o.ipv6Prefix < 16 || o.ipv6Prefix > 128) {
 		return usagef("--ipv6-prefix must be between 16 and 128")
 	}
 	tlsCfg, tlsAddr, err := serveTLSConfig(o, logger)
