@@ -209,6 +209,9 @@ func (o *output) flush(iov [][]byte) [][]byte {
 	case o.dead:
 		o.settle()
 	case err != nil && err != syscall.EAGAIN:
+		// No write in flight any more: kill may free the queue and wake
+		// whoever waits for it to drain.
+		o.state = outIdle
 		o.mu.Unlock()
 		o.kill("write: " + errText(err))
 		return iov

@@ -44,6 +44,19 @@ func (c *WebConn) Write(p []byte) (int, error) {
 	return c.Conn.Write(p)
 }
 
+// Close implements net.Conn. The WebSocket library closes the connection
+// right after queueing its answer to a client's close frame: that answer
+// is written first (for at most a second).
+func (c *WebConn) Close() error {
+	c.mu.Lock()
+	o := c.out
+	c.mu.Unlock()
+	if o != nil {
+		o.waitDrained(time.Second)
+	}
+	return c.Conn.Close()
+}
+
 // WrapListener returns a listener whose connections are *WebConn: the
 // listener of the HTTP server that serves /ws. Wrap the TLS listener, not
 // the TCP one under it, so that the server's frames are encrypted.

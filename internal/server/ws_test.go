@@ -170,7 +170,11 @@ func TestWebSocketAndTCPShareTheRoom(t *testing.T) {
 	web.expect("* browser is now known as surfer")
 	tcp.expect("* browser is now known as surfer")
 
-	_ = web.ws.Close(websocket.StatusGoingAway, "tab closed")
+	// The server answers the close handshake (else Close waits 5s and
+	// fails).
+	if err := web.ws.Close(websocket.StatusGoingAway, "tab closed"); err != nil {
+		t.Fatalf("closing: %v", err)
+	}
 	tcp.expect("* surfer left (1 online)")
 	tcp.expectNothing()
 	waitFor(t, "the connection to be forgotten", func() bool { return s.Conns() == 1 })
