@@ -10,7 +10,6 @@ package web
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"image/png"
@@ -226,11 +225,6 @@ func eval[T any](b *tab, expr string) T {
 	return v
 }
 
-func jsString(s string) string {
-	j, _ := json.Marshal(s)
-	return string(j)
-}
-
 // lines is the text of the log's lines, without their time stamps.
 func (b *tab) lines() []string {
 	return eval[[]string](b, `Array.from(document.querySelectorAll('#log .line .text'), (e) => e.textContent)`)
@@ -419,6 +413,12 @@ func checkPage(t *testing.T, room roomUnderTest) {
 	// /who typed by the user is shown.
 	b.typeLine("/who")
 	b.waitLine("* 1 online: zoe")
+	// Only broadcasts and /me were added locally: the nickname attempts,
+	// /nick, /msg and /who were answered by the room.
+	own := eval[[]string](b, `Array.from(document.querySelectorAll('#log .line.own .text'), (e) => e.textContent)`)
+	if want := []string{"alice: hello bob", "* alice waves", "alice: /etc/hosts is a file", "zoe: renamed"}; !slices.Equal(own, want) {
+		t.Errorf("own lines %q, want %q", own, want)
+	}
 	b.screenshot("page.png")
 
 	// On a phone the list is a panel opened from the bar.

@@ -33,7 +33,6 @@
   const reRenamed = /^\* (\S+) is now known as (\S+)$/;
   const reWho = /^\* (\d+) online: (.*)$/;
   const reBatch = /^\* \d+ joined, \d+ left \((\d+) online\)$/;
-  const reNickRefused = /^! (?:nickname taken: |invalid nickname: )/;
   const reChat = /^(\[private\] |\[\d\d:\d\d\] )?([^\s:]+)(: )/;
 
   let ws = null;
@@ -191,7 +190,9 @@
       addUser(me);
       count = Number(m[2]);
       requestWho();
-    } else if (phase === 'nick' && reNickRefused.test(text)) {
+    } else if (phase === 'nick' && text.startsWith('! ')) {
+      // Refused (nickname taken: …, invalid nickname: …, line too long):
+      // the next line typed is the nickname again.
       nickPending = false;
     } else if ((m = reJoined.exec(text))) {
       // A /me can mimic a notice ("* bob joined (3 online)" from bob); a
@@ -204,7 +205,7 @@
       online.delete(fold(m[1]));
       count = Number(m[2]);
     } else if ((m = reRenamed.exec(text))) {
-      if (fold(m[1]) === fold(me) || m[1] === me) {
+      if (fold(m[1]) === fold(me)) {
         me = m[2];
         lastNick = me;
       }
