@@ -1,11 +1,13 @@
-package web
+package web_test
 
 // The page in real headless Chromium, driven with chromedp.
 //
 // The scenario (checkPage) and the screenshot (screenshotPage) take a
 // roomUnderTest: the page's URL and a way to make the "other users". Here
 // they run against fakeRoom; pointed at the real server, join becomes a
-// TCP user and nothing else changes.
+// TCP user and nothing else changes. The file is in package web_test, using
+// only the exported API, so that it may import the chat server (which
+// imports this package) without an import cycle.
 
 import (
 	"bytes"

@@ -1,7 +1,8 @@
-package web
+package web_test
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -10,9 +11,15 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
+
+	"netchat/internal/web"
 )
+
+// peerWait bounds every wait of the fake room and its users.
+const peerWait = 10 * time.Second
 
 // fakeRoom stands in for the chat room behind /ws until the real session
 // glue exists: it speaks the lines of docs/PROTOCOL.md that the page reads
@@ -41,7 +48,7 @@ func newFakeRoom(name string) *fakeRoom {
 // send writes one line; a client that cannot take it within the bound is
 // the test's failure to notice, not the room's to wait for.
 func send(c *websocket.Conn, line string) {
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), peerWait)
 	defer cancel()
 	_ = c.Write(ctx, websocket.MessageText, []byte(line))
 }
@@ -57,7 +64,7 @@ func (r *fakeRoom) othersLocked(skip *fakeUser, line string) {
 }
 
 // serveWS is the fake's Config.ServeWS.
-func (r *fakeRoom) serveWS(s *Server, w http.ResponseWriter, req *http.Request, _ netip.AddrPort) {
+func (r *fakeRoom) serveWS(s *web.Server, w http.ResponseWriter, req *http.Request, _ netip.AddrPort) {
 	c, err := websocket.Accept(w, req, s.AcceptOptions())
 	if err != nil {
 		return
@@ -241,8 +248,24 @@ func (r *fakeRoom) shutdown() {
 func startFakeRoom(t *testing.T, name string) (*fakeRoom, string) {
 	t.Helper()
 	room := newFakeRoom(name)
-	_, addr := startWeb(t, Config{}, room.serveWS)
-	return room, "http://" + addr + "/"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *web.Server
+	s, err = web.New(web.Config{
+		ServeWS: func(w http.ResponseWriter, r *http.Request, remote netip.AddrPort) { room.serveWS(s, w, r, remote) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ln) }()
+	t.Cleanup(func() {
+		s.Close()
+		<-done
+	})
+	return room, "http://" + ln.Addr().String() + "/"
 }
 
 // wsPeer is a second user of the room speaking the protocol over a Go
@@ -257,7 +280,7 @@ type wsPeer struct {
 // returns once the room welcomed it.
 func joinWS(t *testing.T, pageURL, nick string) chatPeer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), peerWait)
 	defer cancel()
 	url := "ws" + strings.TrimPrefix(pageURL, "http") + "ws"
 	c, _, err := websocket.Dial(ctx, url, nil)
@@ -274,7 +297,7 @@ func joinWS(t *testing.T, pageURL, nick string) chatPeer {
 
 func (p *wsPeer) Send(line string) {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), peerWait)
 	defer cancel()
 	if err := p.c.Write(ctx, websocket.MessageText, []byte(line)); err != nil {
 		p.t.Fatalf("%s: sending %q: %v", p.nick, line, err)
@@ -284,7 +307,7 @@ func (p *wsPeer) Send(line string) {
 // ExpectPrefix reads lines until one starts with prefix and returns it.
 func (p *wsPeer) ExpectPrefix(prefix string) string {
 	p.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithTimeout(context.Background(), peerWait)
 	defer cancel()
 	var seen []string
 	for {
