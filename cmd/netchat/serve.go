@@ -61,6 +61,10 @@ type serveOptions struct {
 	announceIface    string
 	tlsCert          string
 	tlsKey           string
+	httpAddr         string
+	httpTLS          bool
+	httpAllowOrigin  []string
+	httpTrustedProxy []string
 }
 
 func newServeCmd() *cobra.Command {
@@ -117,8 +121,12 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.DurationVar(&o.announceInterval, "announce-interval", 2*time.Second, "with --announce: time between beacons")
 	f.StringVar(&o.announceIface, "announce-iface", "", "with --announce: interface NAME or ADDR to send beacons on (default: the system's choice)")
 	f.StringVar(&o.tlsListen, "tls-listen", "", "also serve the chat over TLS 1.2+ on this address (e.g. :8443), into the same room")
-	f.StringVar(&o.tlsCert, "tls-cert", "", "with --tls-listen: PEM certificate file (the chain, leaf first)")
-	f.StringVar(&o.tlsKey, "tls-key", "", "with --tls-listen: PEM private key file")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "with --tls-listen or --http-tls: PEM certificate file (the chain, leaf first)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "with --tls-listen or --http-tls: PEM private key file")
+	f.StringVar(&o.httpAddr, "http", "", "serve the chat page and its WebSocket (/ws), /healthz and, without --metrics, /metrics on this address (e.g. :8080)")
+	f.BoolVar(&o.httpTLS, "http-tls", false, "with --http: serve https and wss with --tls-cert and --tls-key")
+	f.StringSliceVar(&o.httpAllowOrigin, "http-allow-origin", nil, "with --http: also accept WebSockets from pages of these origins (https://chat.example.org, *.example.org; default: the page's own origin only)")
+	f.StringSliceVar(&o.httpTrustedProxy, "http-trusted-proxy", nil, "with --http: take the client's address from X-Forwarded-For when the connection comes from these proxies (CIDR or address, e.g. 10.0.0.0/8,::1)")
 	return cmd
 }
 
@@ -153,6 +161,10 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	}
 	if o.ipv6Prefix != 0 && (o.ipv6Prefix < 16 || o.ipv6Prefix > 128) {
 		return usagef("--ipv6-prefix must be between 16 and 128")
+	}
+	webOpts, err := checkWebFlags(o)
+	if err != nil {
+		return err
 	}
 	tlsCfg, tlsAddr, err := serveTLSConfig(o, logger)
 	if err != nil {
@@ -218,8 +230,11 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	}
 
 	var metricsSrv *http.Server
-	if o.metricsAddr != "" {
-		reg := prometheus.NewRegistry()
+	// Without --metrics, the web listener serves /metrics.
+	var webMetrics http.Handler
+	var reg *prometheus.Registry
+	if o.metricsAddr != "" || webOpts.addr != "" {
+		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		cfg.Metrics = server.NewMetrics(reg, room.Online)
 		if tr != nil {
@@ -233,6 +248,11 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 					Help: "Failed transcript writes, fsyncs or rotations.",
 				}, func() float64 { return float64(tr.WriteErrors()) }))
 		}
+		if o.metricsAddr == "" {
+			webMetrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+		}
+	}
+	if o.metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		// Profiles are served next to the metrics: the address is the
@@ -298,6 +318,19 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		go func() { _ = ann.Run(actx) }()
 	}
 
+	// Issue 12, phase B: this is the one place where the chat server's
+	// WebSocket sessions plug in. Replace wsUnavailable with srv's /ws
+	// handler (a func(http.ResponseWriter, *http.Request, netip.AddrPort)).
+	serveWS := wsUnavailable
+	webSrv, webDone, err := startWeb(o, webOpts, tlsCfg, webMetrics, serveWS, logger, listening)
+	if err != nil {
+		ln.Close()
+		if tln != nil {
+			tln.Close()
+		}
+		return err
+	}
+
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	serving := 1
@@ -309,12 +342,26 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	select {
 	case err := <-errc:
 		srv.Close()
+		if webSrv != nil {
+			webSrv.Close()
+		}
 		return err
+	case err := <-webDone:
+		srv.Close()
+		return fmt.Errorf("web page: %w", err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "timeout", o.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
+	if webSrv != nil {
+		// First, so that no new WebSocket session starts while the chat
+		// server ends the others.
+		if err := webSrv.Shutdown(sctx); err != nil {
+			webSrv.Close()
+		}
+		<-webDone
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown timed out; closed remaining connections", "conns", srv.Conns())
 	}
