@@ -318,11 +318,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		go func() { _ = ann.Run(actx) }()
 	}
 
-	// Issue 12, phase B: this is the one place where the chat server's
-	// WebSocket sessions plug in. Replace wsUnavailable with srv's /ws
-	// handler (a func(http.ResponseWriter, *http.Request, netip.AddrPort)).
-	serveWS := wsUnavailable
-	webSrv, webDone, err := startWeb(o, webOpts, tlsCfg, webMetrics, serveWS, logger, listening)
+	webSrv, webDone, err := startWeb(o, webOpts, tlsCfg, webMetrics, srv, logger, listening)
 	if err != nil {
 		ln.Close()
 		if tln != nil {

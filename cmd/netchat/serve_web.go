@@ -51,24 +51,17 @@ func checkWebFlags(o *serveOptions) (webFlags, error) {
 	return webFlags{addr: o.httpAddr, origins: origins, proxies: proxies}, nil
 }
 
-// wsUnavailable answers /ws until the chat server's WebSocket sessions
-// exist (issue 12, phase B); it lets the HTTP side be tested end to end.
-func wsUnavailable(w http.ResponseWriter, _ *http.Request, _ netip.AddrPort) {
-	http.Error(w, "WebSocket sessions are not available in this build", http.StatusServiceUnavailable)
-}
-
 // startWeb listens on --http and serves the page there until the
 // returned server is shut down; done receives Serve's error. tlsCfg is
 // used when --http-tls is set. It returns a nil server when --http is
 // not set.
 func startWeb(o *serveOptions, wf webFlags, tlsCfg *tls.Config, metrics http.Handler,
-	serveWS func(http.ResponseWriter, *http.Request, netip.AddrPort),
-	logger *slog.Logger, listening listeningFunc) (*web.Server, <-chan error, error) {
+	sessions web.Sessions, logger *slog.Logger, listening listeningFunc) (*web.Server, <-chan error, error) {
 	if wf.addr == "" {
 		return nil, nil, nil
 	}
 	cfg := web.Config{
-		ServeWS:        serveWS,
+		Sessions:       sessions,
 		AllowOrigins:   wf.origins,
 		TrustedProxies: wf.proxies,
 		Metrics:        metrics,

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"netchat/internal/syncbuf"
 	"netchat/internal/testcert"
 	"netchat/internal/web"
@@ -77,8 +79,8 @@ func httpGet(t *testing.T, client *http.Client, url string) (*http.Response, str
 }
 
 // TestServeWeb: serve --http serves the page, /healthz and (without
-// --metrics) /metrics next to the chat, and /ws answers 503 until the
-// WebSocket sessions exist.
+// --metrics) /metrics next to the chat, and /ws puts browser users in the
+// same room as TCP users, refusing foreign origins.
 func TestServeWeb(t *testing.T) {
 	t.Parallel()
 	o := testServeOptions()
@@ -97,14 +99,95 @@ func TestServeWeb(t *testing.T) {
 	if resp, body := httpGet(t, client, base+"/healthz"); resp.StatusCode != 200 || body != "ok\n" {
 		t.Errorf("GET /healthz: %s %q", resp.Status, body)
 	}
-	chatJoin(t, addrs["chat"], "alice") // the chat runs beside the page
+	carol := chatJoin(t, addrs["chat"], "carol") // the chat runs beside the page
 	resp, body = httpGet(t, client, base+"/metrics")
 	if resp.StatusCode != 200 || !strings.Contains(body, "netchat_users_online 1") {
 		t.Errorf("GET /metrics: %s, users_online missing or not 1:\n%.300s", resp.Status, body)
 	}
-	resp, body = httpGet(t, client, base+"/ws")
-	if resp.StatusCode != http.StatusServiceUnavailable || body != "WebSocket sessions are not available in this build\n" {
-		t.Errorf("GET /ws: %s %q", resp.Status, body)
+	// A browser user joins the same room over /ws.
+	ws := wsDial(t, "ws://"+addrs["http"]+"/ws", nil)
+	wsExpectPrefix(t, ws, "Welcome to netchat (")
+	wsSend(t, ws, "bob")
+	wsExpectPrefix(t, ws, "* Welcome, bob! 2 users online.")
+	carol.expect("* bob joined (2 online)")
+	wsSend(t, ws, "hi from the page")
+	carol.expect("bob: hi from the page")
+	carol.send("hi back")
+	wsExpect(t, ws, "carol: hi back")
+	// A plain GET is not an upgrade.
+	if resp, _ := httpGet(t, client, base+"/ws"); resp.StatusCode != http.StatusUpgradeRequired {
+		t.Errorf("GET /ws without upgrade: %s", resp.Status)
+	}
+	// A foreign page may not open a session.
+	hdr := http.Header{"Origin": {"http://evil.example"}}
+	ctx, cancel := context.WithTimeout(context.Background(), histWait)
+	defer cancel()
+	if _, resp, err := websocket.Dial(ctx, "ws://"+addrs["http"]+"/ws", &websocket.DialOptions{HTTPHeader: hdr}); err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("foreign origin: err %v, response %v; want 403", err, resp)
+	}
+}
+
+// TestServeWebCountsInLimits: --max-conns counts browser and telnet users
+// together.
+func TestServeWebCountsInLimits(t *testing.T) {
+	t.Parallel()
+	o := testServeOptions()
+	o.httpAddr = "127.0.0.1:0"
+	o.maxConns = 1
+	addrs := startServeWeb(t, o)
+	chatJoin(t, addrs["chat"], "alice")
+	ws := wsDial(t, "ws://"+addrs["http"]+"/ws", nil)
+	wsExpect(t, ws, "! server full, try again later")
+	ctx, cancel := context.WithTimeout(context.Background(), histWait)
+	defer cancel()
+	if _, _, err := ws.Read(ctx); websocket.CloseStatus(err) != websocket.StatusTryAgainLater {
+		t.Fatalf("after the refusal: %v, want close 1013", err)
+	}
+}
+
+func wsDial(t *testing.T, url string, opts *websocket.DialOptions) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), histWait)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, url, opts)
+	if err != nil {
+		t.Fatalf("dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { _ = ws.CloseNow() })
+	return ws
+}
+
+func wsSend(t *testing.T, ws *websocket.Conn, line string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), histWait)
+	defer cancel()
+	if err := ws.Write(ctx, websocket.MessageText, []byte(line)); err != nil {
+		t.Fatalf("send %q: %v", line, err)
+	}
+}
+
+func wsRead(t *testing.T, ws *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), histWait)
+	defer cancel()
+	_, b, err := ws.Read(ctx)
+	if err != nil {
+		t.Fatalf("reading a frame: %v", err)
+	}
+	return string(b)
+}
+
+func wsExpect(t *testing.T, ws *websocket.Conn, want string) {
+	t.Helper()
+	if got := wsRead(t, ws); got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func wsExpectPrefix(t *testing.T, ws *websocket.Conn, prefix string) {
+	t.Helper()
+	if got := wsRead(t, ws); !strings.HasPrefix(got, prefix) {
+		t.Fatalf("got %q, want a line starting with %q", got, prefix)
 	}
 }
 
@@ -145,6 +228,13 @@ func TestServeWebTLS(t *testing.T) {
 	if resp.StatusCode != 200 || resp.TLS == nil || !strings.Contains(body, `src="app.js"`) {
 		t.Fatalf("GET / over TLS: %s", resp.Status)
 	}
+	// A browser elsewhere joins over wss://.
+	ws := wsDial(t, "wss://"+addrs["http"]+"/ws", &websocket.DialOptions{HTTPClient: client})
+	wsExpectPrefix(t, ws, "Welcome to netchat (")
+	wsSend(t, ws, "sam")
+	wsExpectPrefix(t, ws, "* Welcome, sam! 1 users online.")
+	wsSend(t, ws, "/whoami")
+	wsExpectPrefix(t, ws, "* you are sam, connected from 127.0.0.1:")
 	if resp, err := (&http.Client{Timeout: histWait}).Get("http://" + addrs["http"] + "/"); err == nil {
 		resp.Body.Close()
 		if resp.StatusCode == 200 {

@@ -100,7 +100,12 @@ func (s *Server) ServeWebSocket(ws *websocket.Conn, nc net.Conn, remote netip.Ad
 	_ = wc.Conn.SetDeadline(time.Time{})
 	ws.SetReadLimit(-1) // long lines are cut by the session, with a reply
 	t := &wsConn{ws: ws, wc: wc}
-	sess, msg := s.admit(t, remote.Addr().Unmap(), remote.String())
+	shown := remote.String()
+	if remote.Port() == 0 {
+		// From X-Forwarded-For, which carries no port.
+		shown = remote.Addr().String()
+	}
+	sess, msg := s.admit(t, remote.Addr().Unmap(), shown)
 	if sess == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = ws.Write(ctx, websocket.MessageText, []byte(msg))

@@ -4,8 +4,8 @@ package web_test
 //
 // The scenario (checkPage) and the screenshot (screenshotPage) take a
 // roomUnderTest: the page's URL and a way to make the "other users". Here
-// they run against fakeRoom; pointed at the real server, join becomes a
-// TCP user and nothing else changes. The file is in package web_test, using
+// they run against fakeRoom and against the real chat server (realRoom),
+// whose other users are TCP users; nothing else changes. The file is in package web_test, using
 // only the exported API, so that it may import the chat server (which
 // imports this package) without an import cycle.
 
@@ -482,8 +482,9 @@ func checkPage(t *testing.T, room roomUnderTest) {
 	b.checkClean()
 }
 
-// screenshotPage puts the page in use for a picture: three users, a few
-// messages, a /me and a private message, and a line being typed.
+// screenshotPage puts the page in use for a picture: three other users (on
+// TCP with the real server), a few messages, a /me and a private message,
+// and a line being typed.
 func screenshotPage(t *testing.T, room roomUnderTest) []byte {
 	bob := room.join(t, "bob")
 	carol := room.join(t, "carol")
@@ -521,7 +522,8 @@ func screenshotPage(t *testing.T, room roomUnderTest) []byte {
 	return img
 }
 
-// TestPage runs the page's scenario against the fake room.
+// TestPage runs the page's scenario against the fake room, which checks
+// the page alone (TestPageRealServer runs it against the chat server).
 func TestPage(t *testing.T) {
 	t.Parallel()
 	checkPage(t, fakeRoomUnderTest(t, "fake"))
@@ -533,7 +535,7 @@ func TestPage(t *testing.T) {
 //	go test ./internal/web -run TestScreenshot -args -update-screenshot
 func TestScreenshot(t *testing.T) {
 	t.Parallel()
-	img := screenshotPage(t, fakeRoomUnderTest(t, "demo"))
+	img := screenshotPage(t, startRealRoom(t, "demo").underTest())
 	cfg, err := png.DecodeConfig(bytes.NewReader(img))
 	if err != nil || cfg.Width != 960 || cfg.Height != 560 {
 		t.Fatalf("screenshot: %v, %dx%d; want a 960x560 PNG", err, cfg.Width, cfg.Height)

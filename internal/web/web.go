@@ -6,7 +6,8 @@
 // The package owns everything about HTTP: security headers, timeouts, TLS,
 // the WebSocket origin rules and the client's real address behind trusted
 // proxies. It knows nothing about the chat room: what happens on /ws after
-// the upgrade belongs to Config.ServeWS.
+// the upgrade belongs to the chat server (Config.Sessions), whose sessions
+// are the same for WebSocket, TCP and TLS clients.
 package web
 
 import (
@@ -21,6 +22,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"netchat/internal/server"
 )
 
 // ContentSecurityPolicy is sent with every response. It allows only the
@@ -43,12 +46,26 @@ const (
 	maxHeaderBytes = 32 << 10
 )
 
+// Sessions runs the chat sessions of WebSocket clients: a
+// *server.Server. ServeWebSocket runs on the request's goroutine until
+// the session ends.
+type Sessions interface {
+	ServeWebSocket(ws *websocket.Conn, nc net.Conn, remote netip.AddrPort)
+}
+
 // Config configures a Server.
 type Config struct {
-	// ServeWS runs one WebSocket session: it is called for every request
-	// to /ws with the client's address (see Server.ClientAddr) and is
-	// expected to call websocket.Accept(w, r, s.AcceptOptions()) and use
-	// NetConn(r.Context()) if it needs the connection underneath. Required.
+	// Sessions, if set, serves /ws: the upgrade with AcceptOptions, then
+	// Sessions.ServeWebSocket on the connection underneath, which Serve
+	// wraps with server.WrapListener so that the chat server writes the
+	// WebSocket frames itself. Either Sessions or ServeWS is required.
+	Sessions Sessions
+
+	// ServeWS, if Sessions is not set, runs one WebSocket session: it is
+	// called for every request to /ws with the client's address (see
+	// Server.ClientAddr) and is expected to call websocket.Accept(w, r,
+	// s.AcceptOptions()) and use NetConn(r.Context()) if it needs the
+	// connection underneath.
 	ServeWS func(w http.ResponseWriter, r *http.Request, remote netip.AddrPort)
 
 	// AllowOrigins widens the WebSocket origin check beyond the page's own
@@ -87,14 +104,15 @@ type Server struct {
 	tls     *tls.Config
 	origins []string
 	proxies []netip.Prefix
-	serveWS func(http.ResponseWriter, *http.Request, netip.AddrPort)
-	metrics http.Handler
+	serveWS  func(http.ResponseWriter, *http.Request, netip.AddrPort)
+	sessions Sessions
+	metrics  http.Handler
 }
 
 // New checks cfg and returns a Server ready to Serve.
 func New(cfg Config) (*Server, error) {
-	if cfg.ServeWS == nil {
-		return nil, errors.New("web: Config.ServeWS is required")
+	if cfg.ServeWS == nil && cfg.Sessions == nil {
+		return nil, errors.New("web: Config.ServeWS is required (or Config.Sessions)")
 	}
 	origins, err := ParseOrigins(cfg.AllowOrigins)
 	if err != nil {
@@ -105,9 +123,13 @@ func New(cfg Config) (*Server, error) {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	s := &Server{
-		origins: origins,
-		serveWS: cfg.ServeWS,
-		metrics: cfg.Metrics,
+		origins:  origins,
+		serveWS:  cfg.ServeWS,
+		sessions: cfg.Sessions,
+		metrics:  cfg.Metrics,
+	}
+	if s.sessions != nil {
+		s.serveWS = s.serveSession
 	}
 	for _, p := range cfg.TrustedProxies {
 		s.proxies = append(s.proxies, p.Masked())
@@ -170,7 +192,20 @@ func (s *Server) Serve(ln net.Listener) error {
 	if s.tls != nil {
 		ln = tls.NewListener(ln, s.tls)
 	}
+	if s.sessions != nil {
+		// Above TLS, so that the chat server's frames are encrypted.
+		ln = server.WrapListener(ln)
+	}
 	return s.hs.Serve(ln)
+}
+
+// serveSession upgrades a /ws request and runs its chat session.
+func (s *Server) serveSession(w http.ResponseWriter, r *http.Request, remote netip.AddrPort) {
+	ws, err := websocket.Accept(w, r, s.AcceptOptions())
+	if err != nil {
+		return // Accept has answered (403 for a foreign Origin)
+	}
+	s.sessions.ServeWebSocket(ws, NetConn(r.Context()), remote)
 }
 
 // Shutdown stops accepting, closes idle connections and waits for
