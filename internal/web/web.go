@@ -100,10 +100,10 @@ type Config struct {
 // Server is the web front of a chat server. Its lifecycle is net/http's:
 // Serve until Shutdown or Close.
 type Server struct {
-	hs      *http.Server
-	tls     *tls.Config
-	origins []string
-	proxies []netip.Prefix
+	hs       *http.Server
+	tls      *tls.Config
+	origins  []string
+	proxies  []netip.Prefix
 	serveWS  func(http.ResponseWriter, *http.Request, netip.AddrPort)
 	sessions Sessions
 	metrics  http.Handler
