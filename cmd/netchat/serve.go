@@ -23,6 +23,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"netchat/internal/chat"
+	"netchat/internal/dirlock"
 	"netchat/internal/discovery"
 	"netchat/internal/history"
 	"netchat/internal/server"
@@ -161,6 +162,16 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		if err != nil {
 			return usagef("--fsync-interval: %v", err)
 		}
+		// Two servers on one directory would interleave and race on
+		// rotation; the kernel drops the lock however this process ends.
+		lock, err := dirlock.Acquire(o.dataDir)
+		if err != nil {
+			if errors.Is(err, dirlock.ErrHeld) {
+				return err
+			}
+			return fmt.Errorf("data directory %s: %w", o.dataDir, err)
+		}
+		defer lock.Release()
 		tr, err = history.Open(history.Options{
 			Dir:           o.dataDir,
 			FsyncInterval: fsync,
