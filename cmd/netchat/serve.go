@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -53,6 +52,7 @@ type serveOptions struct {
 	logFormat        string
 	logLevel         string
 	metricsAddr      string
+	pprofAddr        string
 	tlsListen        string
 	announce         bool
 	announceInterval time.Duration
@@ -108,6 +108,7 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9090)")
+	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (heap, goroutines, CPU, trace) at http://ADDR/debug/pprof/; they expose the server's internals: bind loopback (e.g. 127.0.0.1:6060)")
 	f.BoolVar(&o.announce, "announce", false, "announce this server on the LAN (multicast beacons to 239.255.80.88:8089, TTL 1) for netchat discover and netchat join")
 	f.DurationVar(&o.announceInterval, "announce-interval", 2*time.Second, "with --announce: time between beacons")
 	f.StringVar(&o.announceIface, "announce-iface", "", "with --announce: interface NAME or ADDR to send beacons on (default: the system's choice)")
@@ -212,7 +213,6 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		cfg.KeepAlive = -1
 	}
 
-	var metricsSrv *http.Server
 	if o.metricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -230,26 +230,21 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		// Profiles are served next to the metrics: the address is the
-		// operator's, and a profile is the first thing wanted in an incident.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "ok\n")
 		})
-		ln, err := net.Listen("tcp", o.metricsAddr)
+		stopMetrics, err := serveHTTP("metrics", o.metricsAddr, mux, metricsTimeouts, logger, listening)
 		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
+			return err
 		}
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = metricsSrv.Serve(ln) }()
-		defer metricsSrv.Close()
-		logger.Info("metrics listening", "addr", ln.Addr().String())
-		if listening != nil {
-			listening("metrics", ln.Addr())
+		defer stopMetrics()
+	}
+	if o.pprofAddr != "" {
+		stopPprof, err := serveHTTP("pprof", o.pprofAddr, pprofMux(), pprofTimeouts, logger, listening)
+		if err != nil {
+			return err
 		}
+		defer stopPprof()
 	}
 
 	srv := server.New(room, cfg)
