@@ -25,6 +25,7 @@ import (
 	"netchat/internal/dirlock"
 	"netchat/internal/discovery"
 	"netchat/internal/history"
+	"netchat/internal/logthrottle"
 	"netchat/internal/server"
 )
 
@@ -51,6 +52,7 @@ type serveOptions struct {
 	node             string
 	logFormat        string
 	logLevel         string
+	logLimit         int
 	metricsAddr      string
 	pprofAddr        string
 	tlsListen        string
@@ -107,6 +109,7 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.StringVar(&o.node, "node", defaultName(), "this server's node name, recorded in the transcript")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.IntVar(&o.logLimit, "log-limit", logthrottle.DefaultLimit, "at most this many log lines per second with the same message, the rest counted in a summary line; errors always pass (0 = no limit)")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9090)")
 	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (heap, goroutines, CPU, trace) at http://ADDR/debug/pprof/; they expose the server's internals: bind loopback (e.g. 127.0.0.1:6060)")
 	f.BoolVar(&o.announce, "announce", false, "announce this server on the LAN (multicast beacons to 239.255.80.88:8089, TTL 1) for netchat discover and netchat join")
@@ -133,6 +136,16 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	logger, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		return usageError{err}
+	}
+	if o.logLimit < 0 {
+		return usagef("--log-limit must not be negative")
+	}
+	if o.logLimit > 0 {
+		// A connection storm logs a line per connect, disconnect and
+		// rejection; capped per message, it cannot fill the disk.
+		throttle := logthrottle.New(logger.Handler(), logthrottle.Options{Limit: o.logLimit, Interval: time.Second})
+		defer throttle.Flush()
+		logger = slog.New(throttle)
 	}
 	addr, err := listenAddr(o.listen, o.port)
 	if err != nil {
