@@ -205,7 +205,14 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		roomCfg.Record = func(ev chat.Event) {
 			tr.Record(history.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text, Node: node})
 		}
-		for _, ev := range tr.Recent(o.history) {
+		// Replayed history passes the hygiene of live input: the file is
+		// not to be trusted more than a socket.
+		hygiene := history.Hygiene{
+			MaxLine:   o.maxLine,
+			ValidNick: func(nick string) error { _, err := chat.FoldNick(nick); return err },
+			Logger:    logger,
+		}
+		for _, ev := range hygiene.Clean(tr.Recent(o.history)) {
 			seed = append(seed, chat.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text})
 		}
 		logger.Info("transcript open", "dir", o.dataDir, "history_loaded", len(seed))
