@@ -272,11 +272,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", addr, unwrapOp(err))
 	}
-	logger.Info("chat server listening", "addr", ln.Addr().String(), "name", o.name)
-	if listening != nil {
-		listening("chat", ln.Addr())
-	}
-	tln, err := listenTLS(ctx, srv, tlsCfg, tlsAddr, logger, listening)
+	tln, err := listenTLS(ctx, srv, tlsCfg, tlsAddr)
 	if err != nil {
 		ln.Close()
 		return err
@@ -306,6 +302,19 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		actx, stopAnnounce := context.WithCancel(ctx)
 		defer stopAnnounce()
 		go func() { _ = ann.Run(actx) }()
+	}
+	// Announced only now, once nothing can fail any more: the ports are
+	// bound, but nothing is accepted before Serve, and a server that
+	// refuses to start must not have said it is listening.
+	logger.Info("chat server listening", "addr", ln.Addr().String(), "name", o.name)
+	if listening != nil {
+		listening("chat", ln.Addr())
+	}
+	if tln != nil {
+		logger.Info("chat server listening (TLS)", "addr", tln.Addr().String())
+		if listening != nil {
+			listening("tls", tln.Addr())
+		}
 	}
 
 	errc := make(chan error, 2)
