@@ -128,10 +128,14 @@ func notice(t *term.Terminal, s string) {
 func terminalFromServer(conn net.Conn, nick string, t *term.Terminal, out *sender) error {
 	st := joinState{nick: nick}
 	lr := newLineReader(conn)
+	hint := newTLSHint(conn)
 	var buf []byte
 	for {
 		line, err := lr.next()
 		if line != nil {
+			if herr := hint.line(line); herr != nil {
+				return herr
+			}
 			var refused bool
 			switch st.observe(line) {
 			case evGreeting:
@@ -153,6 +157,9 @@ func terminalFromServer(conn net.Conn, nick string, t *term.Terminal, out *sende
 			if refused {
 				return refusedError(line)
 			}
+		}
+		if herr := hint.end(err); herr != nil {
+			return herr
 		}
 		if err == io.EOF {
 			return nil
