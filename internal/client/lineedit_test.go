@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -408,4 +409,39 @@ func TestHelperJoinProcess(t *testing.T) {
 		os.Exit(1)
 	}
 	os.Exit(0)
+}
+
+// FuzzEditorKeys: whatever bytes a terminal (or a paste) sends, the editor
+// does not panic, keeps its cursor inside the line, never draws wider than
+// the window, and returns lines without control characters.
+func FuzzEditorKeys(f *testing.F) {
+	for _, seed := range []string{"hello\r", "日本語\x1b[D\x1b[DX\r", "\x1b[1~a\x1b[4~b\r", "\x1bOH\x1bOF", "e\u0301\x7f\x7f", "\x1b[1;5D\x17\x15\x0b", "\x1b[", "\xe6\x97", "\x1b\x1b[200~x\x1b[201~\r"} {
+		f.Add(seed, uint8(20))
+	}
+	f.Fuzz(func(t *testing.T, keys string, cols uint8) {
+		var out outBuf
+		ed := newEditor(&fakeKeys{chunks: []string{keys}}, &out, promptChat)
+		ed.setSize(int(cols%120) + 3)
+		for range 100 {
+			line, err := ed.readLine()
+			if err == nil && strings.IndexFunc(line, func(r rune) bool { return r < 0x20 || r >= 0x7f && r < 0xa0 }) >= 0 {
+				t.Fatalf("line %q has a control character", line)
+			}
+			if ed.pos < 0 || ed.pos > len(ed.buf) || ed.off < 0 || ed.off > ed.pos {
+				t.Fatalf("pos %d off %d len %d", ed.pos, ed.off, len(ed.buf))
+			}
+			var tty ttyError
+			if errors.As(err, &tty) {
+				break
+			}
+		}
+		// The prompt line as drawn last: from its last CR-led redraw.
+		o := out.String()
+		last := o[strings.LastIndex(o, "\r"+promptChat)+1:]
+		// One cell of text is always shown, however narrow the window.
+		allowed := max(int(cols%120)+2, stringWidth(promptChat)+2)
+		if end := strings.Index(last, "\x1b[K"); end >= 0 && stringWidth(last[:end]) > allowed {
+			t.Fatalf("drew %q (%d cells) on %d columns", last[:end], stringWidth(last[:end]), int(cols%120)+3)
+		}
+	})
 }
