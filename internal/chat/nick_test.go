@@ -172,3 +172,19 @@ func TestSkeletonASCIIFastPath(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFoldNick is the cost of the uniqueness key: plain ASCII takes
+// the shortcut (with and without a character the table maps), other
+// scripts the full TR39 skeleton.
+func BenchmarkFoldNick(b *testing.B) {
+	for _, nick := range []string{"bob", "newcomer", "Дмитрий", "名前"} {
+		b.Run(nick, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := FoldNick(nick); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
