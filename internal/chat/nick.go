@@ -3,6 +3,7 @@ package chat
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -37,6 +38,20 @@ func (e *NickError) Error() string {
 // (Cyrillic а), paypal and раураl. Otherwise anyone could impersonate anyone
 // in /who and in every message.
 func FoldNick(nick string) (string, error) {
+	ascii := allASCII(nick)
+	if !ascii {
+		if key, ok := foldCache.get(nick); ok {
+			return key, nil
+		}
+	}
+	key, err := foldNick(nick)
+	if err == nil && !ascii {
+		foldCache.put(nick, key)
+	}
+	return key, err
+}
+
+func foldNick(nick string) (string, error) {
 	n := utf8.RuneCountInString(nick)
 	switch {
 	case n == 0:
@@ -115,4 +130,44 @@ func asciiSkeleton(s string) string {
 		}
 	}
 	return b.String()
+}
+
+func allASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// foldCache remembers the keys of non-ASCII nicknames, whose TR39 skeleton
+// costs microseconds and a kilobyte of garbage, while a private message
+// folds its target's nickname on every line. It is bounded: when full it
+// starts over, so random names (an attacker's /msg) cost only misses.
+var foldCache = nickCache{m: make(map[string]string)}
+
+const foldCacheMax = 4096
+
+type nickCache struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+func (c *nickCache) get(nick string) (string, bool) {
+	c.mu.RLock()
+	key, ok := c.m[nick]
+	c.mu.RUnlock()
+	return key, ok
+}
+
+func (c *nickCache) put(nick, key string) {
+	c.mu.Lock()
+	if len(c.m) >= foldCacheMax {
+		clear(c.m)
+	}
+	// A clone: nick may be a slice of a whole input line, which the
+	// cache must not keep alive.
+	c.m[strings.Clone(nick)] = key
+	c.mu.Unlock()
 }

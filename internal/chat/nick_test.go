@@ -2,6 +2,7 @@ package chat
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -175,7 +176,7 @@ func TestSkeletonASCIIFastPath(t *testing.T) {
 
 // BenchmarkFoldNick is the cost of the uniqueness key: plain ASCII takes
 // the shortcut (with and without a character the table maps), other
-// scripts the full TR39 skeleton.
+// scripts the full TR39 skeleton once ("uncached") and the cache after.
 func BenchmarkFoldNick(b *testing.B) {
 	for _, nick := range []string{"bob", "newcomer", "Дмитрий", "名前"} {
 		b.Run(nick, func(b *testing.B) {
@@ -186,5 +187,49 @@ func BenchmarkFoldNick(b *testing.B) {
 				}
 			}
 		})
+	}
+	for _, nick := range []string{"Дмитрий", "名前"} {
+		b.Run(nick+"/uncached", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := foldNick(nick); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// TestFoldNickCache: the cached key of a non-ASCII nickname is the one
+// computed, and the cache stays bounded under many names.
+func TestFoldNickCache(t *testing.T) {
+	t.Parallel()
+	for _, nick := range []string{"аlice", "Дмитрий", "名前", "Zoë"} {
+		want, err := foldNick(nick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 2 { // a miss, then a hit
+			if got, err := FoldNick(nick); got != want || err != nil {
+				t.Errorf("FoldNick(%q) = %q, %v; want %q", nick, got, err, want)
+			}
+		}
+	}
+	for i := range 2 * foldCacheMax {
+		if _, err := FoldNick("é" + strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	foldCache.mu.RLock()
+	n := len(foldCache.m)
+	foldCache.mu.RUnlock()
+	if n > foldCacheMax {
+		t.Errorf("%d cached keys, limit %d", n, foldCacheMax)
+	}
+	// Refused nicknames are never cached as valid.
+	for range 2 {
+		if _, err := FoldNick("ѕerver"); err == nil {
+			t.Error("ѕerver accepted")
+		}
 	}
 }
