@@ -361,9 +361,9 @@ func TestInteractiveInTmux(t *testing.T) {
 	}
 	// The client runs in this test binary (TestHelperJoinProcess), in a
 	// pane of a private tmux server.
-	client := exec.Command(os.Args[0], "-test.run=^TestHelperJoinProcess$")
+	client := "'" + os.Args[0] + "' '-test.run=^TestHelperJoinProcess$'; sleep 60"
 	tmux("-f", "/dev/null", "new-session", "-d", "-x", "60", "-y", "12",
-		"-e", "NETCHAT_TEST_JOIN="+s.addr, strings.Join(client.Args, " ")+"; sleep 60")
+		"-e", "NETCHAT_TEST_JOIN="+s.addr, client)
 	t.Cleanup(func() { _ = exec.Command("tmux", "-S", sock, "kill-server").Run() })
 	alice.waitFor("* bob joined")
 
