@@ -58,6 +58,7 @@ type serveOptions struct {
 	announceIface    string
 	tlsCert          string
 	tlsKey           string
+	cluster          clusterOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -103,7 +104,7 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "keep a transcript of public events in this directory (default: in memory only)")
 	f.StringVar(&o.fsyncInterval, "fsync-interval", "1s", "with --data-dir: how often the transcript is fsynced, or \"always\"")
 	f.Var(&o.transcriptMax, "transcript-max-size", "with --data-dir: rotate the transcript at this size (older files are kept)")
-	f.StringVar(&o.node, "node", defaultName(), "this server's node name, recorded in the transcript")
+	f.StringVar(&o.node, "node", "", "this server's node name, recorded in the transcript (default: the host name; with --cluster, the host name and the listen port)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9090)")
@@ -113,6 +114,7 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.StringVar(&o.tlsListen, "tls-listen", "", "also serve the chat over TLS 1.2+ on this address (e.g. :8443), into the same room")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "with --tls-listen: PEM certificate file (the chain, leaf first)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "with --tls-listen: PEM private key file")
+	addClusterFlags(f, &o.cluster)
 	return cmd
 }
 
@@ -146,6 +148,18 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if err != nil {
 		return err
 	}
+	nodeName := o.node
+	if nodeName == "" {
+		nodeName = defaultName()
+		if o.cluster.urls != "" {
+			// Two nodes on one host must not share a name.
+			_, port, _ := net.SplitHostPort(addr)
+			nodeName += ":" + port
+		}
+	}
+	if err := o.cluster.check(); err != nil {
+		return err
+	}
 
 	roomCfg := chat.Config{
 		Name:             o.name,
@@ -176,17 +190,39 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 				logger.Error("closing the transcript", "err", err)
 			}
 		}()
-		node := o.node
 		roomCfg.Record = func(ev chat.Event) {
+			node := ev.Node // the node it happened on, in a cluster
+			if node == "" {
+				node = nodeName
+			}
 			tr.Record(history.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text, Node: node})
 		}
-		for _, ev := range tr.Recent(o.history) {
-			seed = append(seed, chat.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text})
+		// In a cluster the history comes from the cluster's log, not
+		// from this node's transcript.
+		if o.cluster.urls == "" {
+			for _, ev := range tr.Recent(o.history) {
+				seed = append(seed, chat.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text})
+			}
 		}
 		logger.Info("transcript open", "dir", o.dataDir, "history_loaded", len(seed))
 	}
-	room := chat.NewRoom(roomCfg)
-	room.Seed(seed)
+	var reg *prometheus.Registry
+	if o.metricsAddr != "" {
+		reg = prometheus.NewRegistry()
+	}
+	var room *chat.Room
+	var node *clusterNode
+	if o.cluster.urls != "" {
+		node, err = startCluster(ctx, &o.cluster, nodeName, roomCfg, reg, logger)
+		if err != nil {
+			return err
+		}
+		room = node.room
+		defer node.close(logger, o.shutdownTimeout)
+	} else {
+		room = chat.NewRoom(roomCfg)
+		room.Seed(seed)
+	}
 	cfg := server.Config{
 		MaxConns:      o.maxConns,
 		MaxConnsPerIP: o.maxConnsPerIP,
@@ -203,7 +239,6 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 
 	var metricsSrv *http.Server
 	if o.metricsAddr != "" {
-		reg := prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		cfg.Metrics = server.NewMetrics(reg, room.Online)
 		if tr != nil {
