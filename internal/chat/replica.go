@@ -258,11 +258,12 @@ func (r *Room) joinCluster(s Session, nick string, info Info) (*User, error) {
 
 	r.mu.Lock()
 	if rp.linked && u.claimed {
-		u.done = make(chan struct{})
+		done := make(chan struct{})
+		u.done = done
 		rp.pendingJoin[u.id] = u
 		r.publishLocked(&Replicated{Kind: KindJoin, User: u.id, Nick: nick, Fold: fold})
 		r.mu.Unlock()
-		r.awaitEcho(u.done)
+		r.awaitEcho(done)
 		return u, nil
 	}
 	if other, taken := r.byFold[fold]; taken && other != u {
