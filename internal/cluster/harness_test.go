@@ -39,7 +39,7 @@ type nodeOpts struct {
 
 func logger(name string) *slog.Logger {
 	if testing.Verbose() || os.Getenv("NETCHAT_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", name)
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
 }
@@ -183,3 +183,51 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 func online(n int) string { return fmt.Sprintf("%d online", n) }
+
+// The node-kill test runs a node in a child process (this test binary,
+// re-executed): these variables tell it where to connect.
+const (
+	envChildURL  = "NETCHAT_CLUSTER_CHILD_URL"
+	envChildName = "NETCHAT_CLUSTER_CHILD_NAME"
+	envChildTTL  = "NETCHAT_CLUSTER_CHILD_TTL"
+)
+
+func TestMain(m *testing.M) {
+	if url := os.Getenv(envChildURL); url != "" {
+		runChild(url, os.Getenv(envChildName), os.Getenv(envChildTTL))
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// runChild is a node that prints its chat address and serves until it is
+// killed (or its stdin closes).
+func runChild(url, name, ttl string) {
+	d, err := time.ParseDuration(ttl)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(2)
+	}
+	n, err := cluster.Connect(context.Background(), cluster.Options{URLs: url, Name: name, NodeTTL: d})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(1)
+	}
+	room := chat.NewClusterRoom(chat.Config{Name: "test", History: 5, NoticeBatchAbove: 500}, n)
+	if err := n.Start(context.Background(), room); err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(1)
+	}
+	sc := server.Defaults()
+	sc.MaxConnsPerIP = 0
+	srv := server.New(room, sc)
+	ln, err := srv.Listen(context.Background(), "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child:", err)
+		os.Exit(1)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Println("ADDR", ln.Addr().String())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	os.Exit(0)
+}
