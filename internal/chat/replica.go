@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -154,6 +155,20 @@ type replica struct {
 	held       []heldPrivate
 }
 
+// clusterUser is what a user has in cluster mode only; guarded by Room.mu
+// unless noted. node and id name the user cluster-wide; claimed says the
+// nickname is claimed in the cluster; done is closed when the user's
+// pending join or rename has been applied; backlog (atomic) is a
+// recipient's backlog left by the fan-out of the user's last line, for
+// the next Run to hand to the transport.
+type clusterUser struct {
+	node    string
+	id      uint64
+	claimed bool
+	done    chan struct{}
+	backlog atomic.Pointer[<-chan struct{}]
+}
+
 type heldPrivate struct {
 	p  *Private
 	at time.Time
@@ -238,7 +253,7 @@ func (r *Room) joinCluster(s Session, nick string, info Info) (*User, error) {
 		return nil, &NickError{Nick: nick, Taken: true}
 	}
 	u := r.newUser(s, nick, fold, info)
-	u.node = rp.self
+	u.clusterUser = &clusterUser{node: rp.self}
 	rp.pubMu.Lock()
 	rp.nextID++
 	u.id = rp.nextID
@@ -741,7 +756,7 @@ func (r *Room) applyPresenceLocked(ev *Replicated, silent bool) {
 		if _, ok := rp.byID[k]; ok {
 			return
 		}
-		u := &User{room: r, node: ev.Node, id: ev.User, nick: ev.Nick, fold: ev.Fold, idx: -1}
+		u := &User{room: r, nick: ev.Nick, fold: ev.Fold, idx: -1, clusterUser: &clusterUser{node: ev.Node, id: ev.User}}
 		r.addRemoteLocked(u)
 		if !silent {
 			r.recordAt(ev.Time, KindJoin, ev.Nick, "", ev.NodeName)
@@ -836,7 +851,7 @@ func (r *Room) applySyncLocked(ev *Replicated, silent bool) {
 			}
 			continue
 		}
-		u := &User{room: r, node: ev.Node, id: m.ID, nick: m.Nick, fold: m.Fold, idx: -1}
+		u := &User{room: r, nick: m.Nick, fold: m.Fold, idx: -1, clusterUser: &clusterUser{node: ev.Node, id: m.ID}}
 		r.addRemoteLocked(u)
 		if !silent {
 			r.recordAt(ev.Time, KindJoin, m.Nick, "", ev.NodeName)
@@ -939,7 +954,7 @@ func (r *Room) LinkUp(snap *Snapshot) (unclaimed []Member) {
 				continue
 			}
 		}
-		r.addRemoteLocked(&User{room: r, node: c.Node, id: c.ID, nick: c.Nick, fold: c.Fold, idx: -1})
+		r.addRemoteLocked(&User{room: r, nick: c.Nick, fold: c.Fold, idx: -1, clusterUser: &clusterUser{node: c.Node, id: c.ID}})
 	}
 	var msgs []Event
 	for i := range snap.Window {

@@ -150,16 +150,7 @@ type User struct {
 	// and Handle do nothing.
 	left atomic.Bool
 
-	// Cluster mode only (see replica.go). node and id name the user
-	// cluster-wide; claimed says the nickname is claimed in the cluster;
-	// done is closed when the user's pending join or rename has been
-	// applied; backlog is a recipient's backlog left by the fan-out of the
-	// user's last line, for the next Run to hand to the transport.
-	node    string
-	id      uint64
-	claimed bool
-	done    chan struct{}
-	backlog atomic.Pointer[<-chan struct{}]
+	*clusterUser // cluster mode only (replica.go); nil in a single process
 
 	limiter *rate.Limiter
 	lagMax  time.Duration // the longest delay flood control imposes before dropping
