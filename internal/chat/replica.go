@@ -672,53 +672,104 @@ func (r *Room) deliverPrivate(p *Private) {
 // events from one node. The link calls it for every message, in log order,
 // from one goroutine.
 func (r *Room) Apply(seq uint64, evs []Replicated) {
-	var flush []*Private
-	for i := range evs {
-		flush = append(flush, r.apply(&evs[i])...)
-	}
-	r.advance(seq, flush)
-}
-
-// apply applies one event; it returns the private messages that waited
-// for this node's pending events to come back.
-func (r *Room) apply(ev *Replicated) (flush []*Private) {
 	rp := r.rep
-	own := ev.Node == rp.self
-	if own {
-		rp.pubMu.Lock()
-		skip := ev.Seq <= rp.localUpTo
-		for len(rp.pending) > 0 && rp.pending[0].Seq <= ev.Seq {
-			if d := rp.pending[0].done; d != nil {
-				close(d)
+	var flush []*Private
+	var run []*Replicated
+	for i := range evs {
+		ev := &evs[i]
+		own := ev.Node == rp.self
+		if own {
+			skip, f := r.echoed(ev)
+			flush = append(flush, f...)
+			if skip {
+				continue
 			}
-			rp.pending[0] = nil
-			rp.pending = rp.pending[1:]
 		}
-		if len(rp.pending) == 0 && len(rp.outbox) > 0 {
-			flush, rp.outbox = rp.outbox, nil
+		if ev.Kind == KindMsg || ev.Kind == KindMe {
+			run = append(run, ev)
+			continue
 		}
-		rp.pubMu.Unlock()
-		if skip {
-			// Applied already, locally, while the link was down.
-			return flush
-		}
-	}
-	if ev.Kind == KindMsg || ev.Kind == KindMe {
-		r.mu.RLock()
-		if rp.linked || !own {
-			var sender *User
-			if own {
-				sender = rp.byID[userKey{rp.self, ev.User}]
-			}
-			r.applyMessageLocked(sender, ev.Kind, ev.Nick, ev.Text, ev.Time, ev.NodeName)
-		}
-		r.mu.RUnlock()
-	} else {
+		r.deliverRun(run)
+		run = run[:0]
 		r.mu.Lock()
 		r.applyPresenceLocked(ev, false)
 		r.mu.Unlock()
 	}
-	return flush
+	r.deliverRun(run)
+	r.advance(seq, flush)
+}
+
+// echoed settles an own event that came back from the log: it is no longer
+// pending. skip says it was applied already, locally, while the link was
+// down. flush is the private messages that waited for the pending events.
+func (r *Room) echoed(ev *Replicated) (skip bool, flush []*Private) {
+	rp := r.rep
+	rp.pubMu.Lock()
+	defer rp.pubMu.Unlock()
+	skip = ev.Seq <= rp.localUpTo
+	for len(rp.pending) > 0 && rp.pending[0].Seq <= ev.Seq {
+		if d := rp.pending[0].done; d != nil {
+			close(d)
+		}
+		rp.pending[0] = nil
+		rp.pending = rp.pending[1:]
+	}
+	if len(rp.pending) == 0 && len(rp.outbox) > 0 {
+		flush, rp.outbox = rp.outbox, nil
+	}
+	return skip, flush
+}
+
+// deliverRun keeps consecutive public messages of the log and hands them to
+// everybody here but their senders: each recipient gets all of them in a
+// row, so that its writer sends them in one write.
+func (r *Room) deliverRun(run []*Replicated) {
+	if len(run) == 0 {
+		return
+	}
+	rp := r.rep
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	lines := make([][]byte, len(run))
+	senders := make([]*User, len(run))
+	r.hist.mu.Lock()
+	for i, ev := range run {
+		e := Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text, Node: ev.NodeName}
+		r.hist.addLocked(e)
+		if r.cfg.Record != nil {
+			r.cfg.Record(e)
+		}
+		if ev.Kind == KindMe {
+			lines[i] = concat("* ", ev.Nick, " ", ev.Text)
+		} else {
+			lines[i] = concat(ev.Nick, ": ", ev.Text)
+		}
+		if ev.Node == rp.self {
+			senders[i] = rp.byID[userKey{rp.self, ev.User}]
+		}
+	}
+	r.hist.mu.Unlock()
+	var backlogs []<-chan struct{}
+	for _, m := range r.members {
+		for i, l := range lines {
+			if m == senders[i] {
+				continue
+			}
+			if b := m.sess.Deliver(l); b != nil && senders[i] != nil {
+				if backlogs == nil {
+					backlogs = make([]<-chan struct{}, len(run))
+				}
+				if backlogs[i] == nil {
+					backlogs[i] = b
+				}
+			}
+		}
+	}
+	for i, b := range backlogs {
+		if b != nil && senders[i].sess != nil {
+			senders[i].backlog.Store(&b)
+		}
+	}
 }
 
 // advance records the applied log position, then sends what waited for it.

@@ -7,8 +7,11 @@
 //     public event (join, leave, rename, message, /me, and the cluster's
 //     own sync and gone events) is published there by the node where it
 //     happens, in batches, and every node applies the log in its order
-//     (chat.Room.Apply). The stream is bounded by count and age; its latest
-//     messages are also the recent history.
+//     (chat.Room.Apply). The stream republishes each stored message to the
+//     core subject netchat.live with its sequence number: that is how the
+//     nodes follow the log (a gap in the sequence makes a node reload).
+//     The stream is bounded by count and age; its latest messages are also
+//     the recent history, read with an ordered consumer when a node links.
 //   - Core subject netchat.node.ID: private messages for the users of node
 //     ID, and nobody else. They are never stored.
 //   - KV bucket netchat_nicks: one key per folded nickname, created only if
@@ -47,6 +50,7 @@ import (
 const (
 	StreamName    = "NETCHAT_EVENTS"
 	EventsSubject = "netchat.events"
+	LiveSubject   = "netchat.live"
 	ClaimsBucket  = "netchat_nicks"
 	NodesBucket   = "netchat_nodes"
 	privatePrefix = "netchat.node."
@@ -255,6 +259,11 @@ func (n *Node) ensure(ctx context.Context) error {
 		MaxAge:      logMaxAge,
 		MaxBytes:    logMaxBytes,
 		Replicas:    1,
+		// Every stored message is republished, in the stream's order and
+		// with its sequence number, to a core subject the nodes listen
+		// to: the log's live tail at the cost of a core subscription, not
+		// of a consumer (nats-server 2.9 has republish).
+		RePublish: &jetstream.RePublish{Source: EventsSubject, Destination: LiveSubject},
 	})
 	if err != nil {
 		return fmt.Errorf("stream %s: %w", StreamName, err)
@@ -559,13 +568,25 @@ func (n *Node) wakePublisher() {
 	}
 }
 
+// publishGap is the shortest time between two log messages of one node.
+// A line that comes after a quiet moment goes out at once; under load the
+// events of up to this long travel in one message, which divides the cost
+// of the log (per message, not per byte, in nats-server and in the nodes)
+// by the batch size.
+const publishGap = time.Millisecond
+
 func (n *Node) publishLoop() {
+	var last time.Time
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-n.pubWake:
 		}
+		if d := publishGap - time.Since(last); d > 0 {
+			time.Sleep(d)
+		}
+		last = time.Now()
 		n.pubMu.Lock()
 		batches := n.batches
 		if n.batch != nil {
@@ -672,6 +693,24 @@ func (n *Node) resync(ctx context.Context) error {
 	if err := n.heartbeat(ctx); err != nil {
 		return err
 	}
+	// Listen to the live tail first, then ask where the log ends: what
+	// comes live after that point is applied after the window.
+	live, err := n.nc.SubscribeSync(LiveSubject)
+	if err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = live.Unsubscribe()
+		}
+	}()
+	// A node that falls this far behind drops messages, sees the gap and
+	// reloads; it never slows the other nodes down.
+	_ = live.SetPendingLimits(-1, 256<<20)
+	if err := n.nc.FlushWithContext(ctx); err != nil {
+		return fmt.Errorf("subscribe: %w", err)
+	}
 	claimsKV, _, stream := n.kv()
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -691,25 +730,20 @@ func (n *Node) resync(ctx context.Context) error {
 	if start == 0 {
 		start = 1
 	}
-	cons, err := n.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   start,
-	})
-	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
-	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
-	if err != nil {
-		return fmt.Errorf("consumer: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			it.Stop()
-		}
-	}()
 	// The window: everything up to last, applied without notices.
 	if info.State.Msgs > 0 && last >= start {
+		cons, err := n.js.OrderedConsumer(ctx, StreamName, jetstream.OrderedConsumerConfig{
+			DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+			OptStartSeq:   start,
+		})
+		if err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+		it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+		if err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+		defer it.Stop()
 		for {
 			msg, err := it.Next(jetstream.NextMaxWait(opTimeout))
 			if err != nil {
@@ -749,7 +783,7 @@ func (n *Node) resync(ctx context.Context) error {
 			n.mu.Lock()
 			n.linked = true
 			n.since = time.Now()
-			n.stopCons = it.Stop
+			n.stopCons = func() { _ = live.Unsubscribe() }
 			n.mu.Unlock()
 			n.applyMu.Unlock()
 			ok = true
@@ -761,7 +795,7 @@ func (n *Node) resync(ctx context.Context) error {
 			n.m.setLinked(true)
 			n.log.Info("cluster: linked", "node", n.opt.Name, "id", n.id,
 				"online", n.room.Online(), "log_seq", last)
-			n.goLoop(func() { n.applyLoop(it, gen) })
+			n.goLoop(func() { n.applyLoop(live, last, gen) })
 			n.doReleases(ctx)
 			return nil
 		}
@@ -841,23 +875,37 @@ func (n *Node) readClaims(ctx context.Context, kv jetstream.KeyValue) (*chat.Sna
 	}
 }
 
-// applyLoop applies the log to the room until the link goes down.
-func (n *Node) applyLoop(it jetstream.MessagesContext, gen uint64) {
+// applyLoop applies the log's live tail to the room, from after position
+// applied, until the link goes down. A gap (a message the subscription
+// dropped) takes the link down: the room reloads the state rather than
+// miss an event.
+func (n *Node) applyLoop(live *nats.Subscription, applied, gen uint64) {
 	for {
-		msg, err := it.Next()
+		msg, err := live.NextMsgWithContext(n.ctx)
 		if err != nil {
 			if n.gen.Load() == gen && n.ctx.Err() == nil {
 				n.Trouble("reading the log: " + err.Error())
 			}
 			return
 		}
-		md, err := msg.Metadata()
-		if err != nil {
+		seq, err := strconv.ParseUint(msg.Header.Get("Nats-Sequence"), 10, 64)
+		if err != nil || seq == 0 {
+			n.log.Warn("cluster: log message without a sequence number skipped")
 			continue
 		}
-		evs, err := decodeBatch(msg.Data())
+		if seq <= applied {
+			continue // in the window already
+		}
+		if prev, err := strconv.ParseUint(msg.Header.Get("Nats-Last-Sequence"), 10, 64); err == nil && prev > applied {
+			if n.gen.Load() == gen {
+				n.Trouble(fmt.Sprintf("log messages %d to %d missed", applied+1, prev))
+			}
+			return
+		}
+		evs, err := decodeBatch(msg.Data)
 		if err != nil {
-			n.log.Warn("cluster: malformed log message skipped", "seq", md.Sequence.Stream)
+			n.log.Warn("cluster: malformed log message skipped", "seq", seq)
+			applied = seq
 			continue
 		}
 		n.applyMu.Lock()
@@ -865,8 +913,9 @@ func (n *Node) applyLoop(it jetstream.MessagesContext, gen uint64) {
 			n.applyMu.Unlock()
 			return
 		}
-		n.room.Apply(md.Sequence.Stream, evs)
+		n.room.Apply(seq, evs)
 		n.applyMu.Unlock()
+		applied = seq
 		n.m.received.Add(float64(len(evs)))
 	}
 }
@@ -1145,3 +1194,4 @@ func (n *Node) watchClaims() {
 		}
 	}
 }
+

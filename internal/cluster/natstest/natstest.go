@@ -8,6 +8,7 @@ package natstest
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -118,8 +119,7 @@ func (s *Server) startExternal(bin string) error {
 			return fmt.Errorf("%s exited: %v", bin, err)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", s.URL()[len("nats://"):], time.Second); err == nil {
-			c.Close()
+		if ready(s.URL()[len("nats://"):]) {
 			s.cmd = cmd
 			go func() { <-exited }()
 			return nil
@@ -153,4 +153,18 @@ func (s *Server) Stop() {
 		}
 		s.cmd = nil
 	}
+}
+
+// ready reports whether a NATS server answers at addr: it sends its INFO
+// line first.
+func ready(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(time.Second))
+	buf := make([]byte, 5)
+	n, _ := io.ReadFull(c, buf)
+	return n == 5 && string(buf) == "INFO "
 }
