@@ -148,6 +148,7 @@ type replica struct {
 	pubSeq    uint64
 	pending   []*Replicated
 	localUpTo uint64 // own events up to here were applied in local mode
+	echoSeq   uint64 // log position of the last own event that came back
 	outbox    []*Private
 
 	seqMu      sync.Mutex
@@ -593,8 +594,11 @@ func (u *User) privateCluster(to, text string) {
 			rp.outbox = append(rp.outbox, p)
 			rp.pubMu.Unlock()
 		} else {
+			// The last own event may have come back a moment ago and
+			// its log position not be recorded as applied yet.
+			floor := rp.echoSeq
 			rp.pubMu.Unlock()
-			r.sendPrivate(p)
+			r.sendPrivate(p, floor)
 		}
 	}
 	u.sess.Deliver(concat("[private to ", toNick, "] ", text))
@@ -602,10 +606,10 @@ func (u *User) privateCluster(to, text string) {
 
 // sendPrivate sends p now: stamped with the log position applied here, so
 // that its target's node delivers it only once it has applied as much.
-func (r *Room) sendPrivate(p *Private) {
+func (r *Room) sendPrivate(p *Private, floor uint64) {
 	rp := r.rep
 	rp.seqMu.Lock()
-	p.Gate = rp.appliedSeq
+	p.Gate = max(rp.appliedSeq, floor)
 	rp.seqMu.Unlock()
 	if p.To == rp.self {
 		r.deliverPrivate(p)
@@ -679,7 +683,7 @@ func (r *Room) Apply(seq uint64, evs []Replicated) {
 		ev := &evs[i]
 		own := ev.Node == rp.self
 		if own {
-			skip, f := r.echoed(ev)
+			skip, f := r.echoed(ev, seq)
 			flush = append(flush, f...)
 			if skip {
 				continue
@@ -702,10 +706,11 @@ func (r *Room) Apply(seq uint64, evs []Replicated) {
 // echoed settles an own event that came back from the log: it is no longer
 // pending. skip says it was applied already, locally, while the link was
 // down. flush is the private messages that waited for the pending events.
-func (r *Room) echoed(ev *Replicated) (skip bool, flush []*Private) {
+func (r *Room) echoed(ev *Replicated, seq uint64) (skip bool, flush []*Private) {
 	rp := r.rep
 	rp.pubMu.Lock()
 	defer rp.pubMu.Unlock()
+	rp.echoSeq = seq
 	skip = ev.Seq <= rp.localUpTo
 	for len(rp.pending) > 0 && rp.pending[0].Seq <= ev.Seq {
 		if d := rp.pending[0].done; d != nil {
@@ -781,7 +786,7 @@ func (r *Room) advance(seq uint64, flush []*Private) {
 	}
 	rp.seqMu.Unlock()
 	for _, p := range flush {
-		r.sendPrivate(p)
+		r.sendPrivate(p, seq)
 	}
 	r.releaseHeld(func(h heldPrivate) bool { return h.p.Gate <= seq })
 }

@@ -296,6 +296,12 @@ func TestPrivateWaitsForSendersLines(t *testing.T) {
 	bob := &recorder{}
 	mustJoin(t, b.room, bob, "bob")
 	bob.take()
+	// Node a knows bob once it has applied his join.
+	for deadline := time.Now().Add(5 * time.Second); a.room.Online() != 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node a never saw bob join")
+		}
+	}
 	for i := range 50 {
 		n := strconv.Itoa(i)
 		alice.Handle("public " + n)

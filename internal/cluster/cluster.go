@@ -1194,4 +1194,3 @@ func (n *Node) watchClaims() {
 		}
 	}
 }
-
