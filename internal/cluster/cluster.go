@@ -130,6 +130,7 @@ type Node struct {
 	// Releases of claims, done by a worker; kept while the link is down.
 	relMu    sync.Mutex
 	releases []release
+	revs     map[string]claimRev // fold -> this node's claim and its revision
 	relWake  chan struct{}
 
 	// Heartbeats seen, on this node's clock.
@@ -167,6 +168,7 @@ func Connect(ctx context.Context, opt Options) (*Node, error) {
 		resyncCh: make(chan struct{}, 1),
 		seen:     make(map[string]seenNode),
 		cleaning: make(map[string]bool),
+		revs:     make(map[string]claimRev),
 	}
 	n.m = newMetrics(opt.Metrics)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -414,8 +416,9 @@ func (n *Node) Claim(fold, nick string, id uint64) error {
 func (n *Node) claim(ctx context.Context, fold, nick string, id uint64) error {
 	claims, _, _ := n.kv()
 	key := claimKey(fold)
-	_, err := claims.Create(ctx, key, encodeClaim(n.id, id, nick))
+	rev, err := claims.Create(ctx, key, encodeClaim(n.id, id, nick))
 	if err == nil {
+		n.remember(fold, id, rev)
 		return nil
 	}
 	if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -431,14 +434,28 @@ func (n *Node) claim(ctx context.Context, fold, nick string, id uint64) error {
 		return gerr
 	}
 	if c, ok := decodeClaim(e.Value()); ok && c.Node == n.id && c.User == id {
+		rev := e.Revision()
 		if c.Nick != nick {
-			if _, err := claims.Update(ctx, key, encodeClaim(n.id, id, nick), e.Revision()); err != nil {
+			if rev, err = claims.Update(ctx, key, encodeClaim(n.id, id, nick), rev); err != nil {
 				return err
 			}
 		}
+		n.remember(fold, id, rev)
 		return nil
 	}
 	return chat.ErrClaimTaken
+}
+
+// remember notes the revision of a claim this node made, so that giving
+// it back is one conditional delete.
+func (n *Node) remember(fold string, id uint64, rev uint64) {
+	n.relMu.Lock()
+	n.revs[fold] = claimRev{id, rev}
+	n.relMu.Unlock()
+}
+
+type claimRev struct {
+	id, rev uint64
 }
 
 // Release implements chat.Link.
@@ -475,14 +492,26 @@ func (n *Node) doReleases(ctx context.Context) {
 	todo := n.releases
 	n.releases = nil
 	n.relMu.Unlock()
+	// Several at a time: after a crowd leaves, its nicknames must come
+	// free in a moment, not one round trip after the other.
 	var failed []release
-	for i, r := range todo {
-		if err := n.releaseNow(ctx, r); err != nil {
-			n.log.Debug("cluster: releasing a nickname failed, will retry", "err", err)
-			failed = append(failed, todo[i:]...)
-			break
-		}
+	var fmu sync.Mutex
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, r := range todo {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := n.releaseNow(ctx, r); err != nil {
+				n.log.Debug("cluster: releasing a nickname failed, will retry", "err", err)
+				fmu.Lock()
+				failed = append(failed, r)
+				fmu.Unlock()
+			}
+		}()
 	}
+	wg.Wait()
 	if len(failed) > 0 {
 		n.relMu.Lock()
 		n.releases = append(failed, n.releases...)
@@ -498,6 +527,20 @@ func (n *Node) releaseNow(ctx context.Context, r release) error {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
 	key := claimKey(r.fold)
+	n.relMu.Lock()
+	known, ok := n.revs[r.fold]
+	if ok && known.id == r.id {
+		delete(n.revs, r.fold)
+	}
+	n.relMu.Unlock()
+	if ok && known.id == r.id {
+		// One conditional delete; if the claim changed since (made
+		// again after a link loss), look at it first.
+		err := claims.Delete(ctx, key, jetstream.LastRevision(known.rev))
+		if err == nil || !isWrongRevision(err) {
+			return err
+		}
+	}
 	e, err := claims.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return nil
@@ -876,14 +919,28 @@ func (n *Node) readClaims(ctx context.Context, kv jetstream.KeyValue) (*chat.Sna
 }
 
 // applyLoop applies the log's live tail to the room, from after position
-// applied, until the link goes down. A gap (a message the subscription
-// dropped) takes the link down: the room reloads the state rather than
-// miss an event.
+// applied, until the link goes down. Republished messages can arrive out of
+// order (nats-server 2.9 republishes concurrent publications in either
+// order): each names its predecessor, so they are put back in order. A gap
+// that does not fill within gapWait (a message the subscription dropped)
+// takes the link down: the room reloads the state rather than miss an event.
 func (n *Node) applyLoop(live *nats.Subscription, applied, gen uint64) {
+	early := make(map[uint64]*nats.Msg) // by predecessor
+	var gapSince time.Time
 	for {
-		msg, err := live.NextMsgWithContext(n.ctx)
+		ctx, cancel := n.ctx, context.CancelFunc(func() {})
+		if len(early) > 0 {
+			ctx, cancel = context.WithDeadline(n.ctx, gapSince.Add(gapWait))
+		}
+		msg, err := live.NextMsgWithContext(ctx)
+		cancel()
 		if err != nil {
-			if n.gen.Load() == gen && n.ctx.Err() == nil {
+			if n.gen.Load() != gen || n.ctx.Err() != nil {
+				return
+			}
+			if len(early) > 0 && errors.Is(err, context.DeadlineExceeded) {
+				n.Trouble(fmt.Sprintf("log message %d never came", applied+1))
+			} else {
 				n.Trouble("reading the log: " + err.Error())
 			}
 			return
@@ -896,28 +953,52 @@ func (n *Node) applyLoop(live *nats.Subscription, applied, gen uint64) {
 		if seq <= applied {
 			continue // in the window already
 		}
-		if prev, err := strconv.ParseUint(msg.Header.Get("Nats-Last-Sequence"), 10, 64); err == nil && prev > applied {
-			if n.gen.Load() == gen {
-				n.Trouble(fmt.Sprintf("log messages %d to %d missed", applied+1, prev))
-			}
-			return
-		}
-		evs, err := decodeBatch(msg.Data)
+		prev, err := strconv.ParseUint(msg.Header.Get("Nats-Last-Sequence"), 10, 64)
 		if err != nil {
-			n.log.Warn("cluster: malformed log message skipped", "seq", seq)
-			applied = seq
+			prev = seq - 1
+		}
+		if prev > applied {
+			if len(early) == 0 {
+				gapSince = time.Now()
+			}
+			early[prev] = msg
 			continue
 		}
-		n.applyMu.Lock()
-		if n.gen.Load() != gen {
-			n.applyMu.Unlock()
-			return
+		for msg != nil {
+			if !n.applyMsg(msg, seq, gen) {
+				return
+			}
+			applied = seq
+			msg = early[applied]
+			delete(early, applied)
+			if msg != nil {
+				seq, _ = strconv.ParseUint(msg.Header.Get("Nats-Sequence"), 10, 64)
+			}
 		}
-		n.room.Apply(seq, evs)
-		n.applyMu.Unlock()
-		applied = seq
-		n.m.received.Add(float64(len(evs)))
+		if len(early) > 0 {
+			gapSince = time.Now()
+		}
 	}
+}
+
+// gapWait is how long a node waits for a log message that is missing.
+const gapWait = 2 * time.Second
+
+// applyMsg applies one log message; false if the link went down meanwhile.
+func (n *Node) applyMsg(msg *nats.Msg, seq, gen uint64) bool {
+	evs, err := decodeBatch(msg.Data)
+	if err != nil {
+		n.log.Warn("cluster: malformed log message skipped", "seq", seq)
+		return true
+	}
+	n.applyMu.Lock()
+	defer n.applyMu.Unlock()
+	if n.gen.Load() != gen {
+		return false
+	}
+	n.room.Apply(seq, evs)
+	n.m.received.Add(float64(len(evs)))
+	return true
 }
 
 // watchdog takes the link down when this node's own events do not come
