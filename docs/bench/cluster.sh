@@ -18,7 +18,12 @@ out=${OUT:-/tmp/nc-bench/results}
 mkdir -p "$out"
 flags=(--max-conns-per-ip 0 --msg-rate 0 --max-conns 20000 --log-level warn)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
+# Stops the nodes first, nats-server last (so the nodes leave cleanly).
+cleanup() {
+  local i
+  for ((i=${#pids[@]}-1; i>=0; i--)); do kill "${pids[i]}" 2>/dev/null || true; wait "${pids[i]}" 2>/dev/null || true; done
+  pids=()
+}
 trap cleanup EXIT
 
 waitport() { for _ in $(seq 200); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0; sleep 0.05; done; echo "port $1 not up" >&2; return 1; }

@@ -146,6 +146,9 @@ type User struct {
 	fold string
 	idx  int  // position in room.members, guarded by room.mu
 	gone bool // guarded by room.mu
+	// dropIdx indexes drops; small, next to gone, so that a user stays in
+	// its allocation size class.
+	dropIdx uint8
 	// left is gone, readable without the lock: after Leave, Admit, Run
 	// and Handle do nothing.
 	left atomic.Bool
@@ -155,7 +158,6 @@ type User struct {
 	limiter *rate.Limiter
 	lagMax  time.Duration // the longest delay flood control imposes before dropping
 	drops   [floodDrops]time.Time
-	dropIdx int
 }
 
 // Nick is the user's current nickname.
