@@ -1019,7 +1019,9 @@ func (r *Room) LinkUp(snap *Snapshot) (unclaimed []Member) {
 		case KindMsg, KindMe:
 			msgs = append(msgs, Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text, Node: ev.NodeName})
 		default:
-			if ev.Node != rp.self {
+			// This node's own users are known here; but a node this
+			// one declared dead concerns everybody else's.
+			if ev.Node != rp.self || ev.Kind == KindGone {
 				r.applyPresenceLocked(ev, true)
 			}
 		}

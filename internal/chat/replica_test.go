@@ -312,3 +312,46 @@ func TestPrivateWaitsForSendersLines(t *testing.T) {
 		}
 	}
 }
+
+// relink takes the node's link down and up again, with the whole log as
+// the snapshot's window.
+func (l *memLink) relink(t *testing.T) {
+	l.room.LinkDown()
+	l.c.mu.Lock()
+	var window []Replicated
+	for _, evs := range l.c.log {
+		window = append(window, evs...)
+	}
+	snap := &Snapshot{Seq: uint64(len(l.c.log)), Claims: maps(l.c.claims), Window: window}
+	l.c.mu.Unlock()
+	if u := l.room.LinkUp(snap); len(u) != 0 {
+		t.Fatalf("unclaimed: %v", u)
+	}
+}
+
+// TestRelinkAfterGone: a node that announced another one gone and then
+// reloads the cluster's state (its link came back) does not bring the dead
+// node's users back from the log's window.
+func TestRelinkAfterGone(t *testing.T) {
+	t.Parallel()
+	c := newMemCluster(t)
+	a, dead := c.node(t, "a"), c.node(t, "b")
+	alice := &recorder{}
+	mustJoin(t, a.room, alice, "alice")
+	mustJoin(t, dead.room, &recorder{}, "bob")
+	waitLines(t, alice, 2)
+	dead.mute = true
+	<-a.room.AnnounceGone("b")
+	// The dead node's claims are freed by the link after the gone event.
+	a.Release("bob", 1)
+	c.mu.Lock()
+	delete(c.claims, "bob")
+	c.mu.Unlock()
+	a.relink(t)
+	if got := a.room.Online(); got != 1 {
+		t.Fatalf("%d online after relinking, want 1 (alice)", got)
+	}
+	if got := a.room.who(); got != "* 1 online: alice" {
+		t.Fatalf("who: %q", got)
+	}
+}
