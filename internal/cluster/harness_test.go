@@ -182,8 +182,6 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	}
 }
 
-func online(n int) string { return fmt.Sprintf("%d online", n) }
-
 // The node-kill test runs a node in a child process (this test binary,
 // re-executed): these variables tell it where to connect.
 const (
