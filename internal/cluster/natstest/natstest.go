@@ -31,6 +31,8 @@ type Server struct {
 	dir  string
 	port int
 
+	mod func(*server.Options)
+
 	mu  sync.Mutex
 	ns  *server.Server
 	cmd *exec.Cmd
@@ -39,7 +41,18 @@ type Server struct {
 // Start starts a server for the test; it is stopped when the test ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s := &Server{t: t, dir: t.TempDir()}
+	return StartWith(t, nil)
+}
+
+// StartWith starts an in-process server whose options mod changes (for
+// authentication or TLS); the test is skipped when an external server is
+// asked for.
+func StartWith(t testing.TB, mod func(*server.Options)) *Server {
+	t.Helper()
+	if mod != nil && External() {
+		t.Skip("needs the in-process NATS server to configure it")
+	}
+	s := &Server{t: t, dir: t.TempDir(), mod: mod}
 	if err := s.start(); err != nil {
 		t.Fatalf("nats server: %v", err)
 	}
@@ -76,14 +89,18 @@ func (s *Server) start() error {
 	if port == 0 {
 		port = -1 // random
 	}
-	ns, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host:      "127.0.0.1",
 		Port:      port,
 		JetStream: true,
 		StoreDir:  s.dir,
 		NoLog:     true,
 		NoSigs:    true,
-	})
+	}
+	if s.mod != nil {
+		s.mod(opts)
+	}
+	ns, err := server.NewServer(opts)
 	if err != nil {
 		return err
 	}
