@@ -475,8 +475,12 @@ func (u *User) renameCluster(nick string) {
 		u.sess.Deliver([]byte("! you are already " + nick))
 		return
 	}
-	claimed := false
-	if linked && wasClaimed && fold != oldFold {
+	// A new spelling of the user's nickname keeps its claim.
+	claimed := wasClaimed && fold == oldFold
+	// A new spelling of the same nickname is claimed too: the claim is ours
+	// already, and its value gets the new spelling (other nodes' snapshots
+	// show it).
+	if linked && wasClaimed {
 		switch err := rp.link.Claim(fold, nick, u.id); {
 		case err == nil:
 			claimed = true
@@ -486,8 +490,6 @@ func (u *User) renameCluster(nick string) {
 		default:
 			rp.link.Trouble("nickname claim: " + err.Error())
 		}
-	} else if fold == oldFold {
-		claimed = wasClaimed // a new spelling of the same claim
 	}
 
 	r.mu.Lock()

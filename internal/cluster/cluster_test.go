@@ -138,6 +138,15 @@ func TestThreeNodes(t *testing.T) {
 	alice.send("marker 2")
 	bob.expect("alice: marker 2")
 	dave.expect("alice: marker 2")
+	// A new spelling of one's own nickname.
+	bob.send("/nick ZED")
+	for _, c := range []*client{alice, bob, dave} {
+		c.expect("* Zed is now known as ZED")
+	}
+	dave.send("/nick zed")
+	dave.expect("! nickname taken: zed")
+	dave.send("/who")
+	dave.expect("* 3 online: alice, dave, ZED")
 
 	// The transcript of n1 has the whole room's public events with the
 	// node they happened on, and never a private message.
