@@ -153,7 +153,12 @@ func TestThreeNodes(t *testing.T) {
 	waitFor(t, "the transcript", func() bool {
 		recMu.Lock()
 		defer recMu.Unlock()
-		return len(recorded) > 0 && recorded[len(recorded)-1].Text == "marker 2"
+		for _, ev := range recorded {
+			if ev.Text == "marker 2" {
+				return true
+			}
+		}
+		return false
 	})
 	recMu.Lock()
 	defer recMu.Unlock()
