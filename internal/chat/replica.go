@@ -259,20 +259,34 @@ func (r *Room) joinCluster(s Session, nick string, info Info) (*User, error) {
 	rp.nextID++
 	u.id = rp.nextID
 	rp.pubMu.Unlock()
-	if linked {
-		switch err := rp.link.Claim(fold, nick, u.id); {
-		case err == nil:
-			u.claimed = true
-		case errors.Is(err, ErrClaimTaken):
-			return nil, &NickError{Nick: nick, Taken: true}
-		default:
-			// The cluster cannot be asked: the user joins here alone,
-			// and the claim is made when the link is back.
-			rp.link.Trouble("nickname claim: " + err.Error())
+	for attempt := 0; ; attempt++ {
+		if linked {
+			switch err := rp.link.Claim(fold, nick, u.id); {
+			case err == nil:
+				u.claimed = true
+			case errors.Is(err, ErrClaimTaken):
+				return nil, &NickError{Nick: nick, Taken: true}
+			default:
+				// The cluster cannot be asked: the user joins here
+				// alone, and the claim is made when the link is back.
+				rp.link.Trouble("nickname claim: " + err.Error())
+			}
 		}
+		r.mu.Lock()
+		if !rp.linked || u.claimed {
+			break
+		}
+		if attempt == 2 {
+			r.mu.Unlock()
+			rp.link.Trouble("nickname claims keep failing")
+			r.mu.Lock()
+			break
+		}
+		// The link came back between a failed claim and now: an
+		// unclaimed user must not join a linked room. Claim again.
+		r.mu.Unlock()
+		linked = true
 	}
-
-	r.mu.Lock()
 	if rp.linked && u.claimed {
 		done := make(chan struct{})
 		u.done = done
