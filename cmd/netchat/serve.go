@@ -68,6 +68,7 @@ type serveOptions struct {
 	httpTLS          bool
 	httpAllowOrigin  []string
 	httpTrustedProxy []string
+	cluster          clusterOptions
 }
 
 func newServeCmd() *cobra.Command {
@@ -116,7 +117,7 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.StringVar(&o.dataDir, "data-dir", "", "keep a transcript of public events in this directory (default: in memory only)")
 	f.StringVar(&o.fsyncInterval, "fsync-interval", "1s", "with --data-dir: how often the transcript is fsynced, or \"always\"")
 	f.Var(&o.transcriptMax, "transcript-max-size", "with --data-dir: rotate the transcript at this size (older files are kept)")
-	f.StringVar(&o.node, "node", defaultName(), "this server's node name, recorded in the transcript")
+	f.StringVar(&o.node, "node", "", "this server's node name, recorded in the transcript (default: the host name; with --cluster, the host name and the listen port)")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.IntVar(&o.logLimit, "log-limit", logthrottle.DefaultLimit, "at most this many log lines per second with the same message, the rest counted in a summary line; errors always pass (0 = no limit)")
@@ -132,6 +133,7 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.BoolVar(&o.httpTLS, "http-tls", false, "with --http: serve https and wss with --tls-cert and --tls-key")
 	f.StringSliceVar(&o.httpAllowOrigin, "http-allow-origin", nil, "with --http: also accept WebSockets from pages of these origins (https://chat.example.org, *.example.org; default: the page's own origin only)")
 	f.StringSliceVar(&o.httpTrustedProxy, "http-trusted-proxy", nil, "with --http: take the client's address from X-Forwarded-For when the connection comes from these proxies (CIDR or address, e.g. 10.0.0.0/8,::1)")
+	addClusterFlags(f, &o.cluster)
 	return cmd
 }
 
@@ -185,6 +187,18 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if err != nil {
 		return err
 	}
+	nodeName := o.node
+	if nodeName == "" {
+		nodeName = defaultName()
+		if o.cluster.urls != "" {
+			// Two nodes on one host must not share a name.
+			_, port, _ := net.SplitHostPort(addr)
+			nodeName += ":" + port
+		}
+	}
+	if err := o.cluster.check(); err != nil {
+		return err
+	}
 
 	roomCfg := chat.Config{
 		Name:             o.name,
@@ -225,24 +239,48 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 				logger.Error("closing the transcript", "err", err)
 			}
 		}()
-		node := o.node
 		roomCfg.Record = func(ev chat.Event) {
+			node := ev.Node // the node it happened on, in a cluster
+			if node == "" {
+				node = nodeName
+			}
 			tr.Record(history.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text, Node: node})
 		}
-		// Replayed history passes the hygiene of live input: the file is
-		// not to be trusted more than a socket.
-		hygiene := history.Hygiene{
-			MaxLine:   o.maxLine,
-			ValidNick: func(nick string) error { _, err := chat.FoldNick(nick); return err },
-			Logger:    logger,
-		}
-		for _, ev := range hygiene.Clean(tr.Recent(o.history)) {
-			seed = append(seed, chat.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text})
+		// In a cluster the history comes from the cluster's log, not
+		// from this node's transcript. Replayed history passes the
+		// hygiene of live input: the file is not to be trusted more than
+		// a socket.
+		if o.cluster.urls == "" {
+			hygiene := history.Hygiene{
+				MaxLine:   o.maxLine,
+				ValidNick: func(nick string) error { _, err := chat.FoldNick(nick); return err },
+				Logger:    logger,
+			}
+			for _, ev := range hygiene.Clean(tr.Recent(o.history)) {
+				seed = append(seed, chat.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text})
+			}
 		}
 		logger.Info("transcript open", "dir", o.dataDir, "history_loaded", len(seed))
 	}
-	room := chat.NewRoom(roomCfg)
-	room.Seed(seed)
+	// The registry exists before the cluster node, which registers its
+	// metrics in it. Without --metrics, the web listener serves /metrics.
+	var reg *prometheus.Registry
+	if o.metricsAddr != "" || webOpts.addr != "" {
+		reg = prometheus.NewRegistry()
+	}
+	var room *chat.Room
+	var node *clusterNode
+	if o.cluster.urls != "" {
+		node, err = startCluster(ctx, &o.cluster, nodeName, roomCfg, reg, logger)
+		if err != nil {
+			return err
+		}
+		room = node.room
+		defer node.close(logger, o.shutdownTimeout)
+	} else {
+		room = chat.NewRoom(roomCfg)
+		room.Seed(seed)
+	}
 	cfg := server.Config{
 		MaxConns:      o.maxConns,
 		MaxConnsPerIP: o.maxConnsPerIP,
@@ -261,11 +299,8 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		cfg.KeepAlive = -1
 	}
 
-	// Without --metrics, the web listener serves /metrics.
 	var webMetrics http.Handler
-	var reg *prometheus.Registry
-	if o.metricsAddr != "" || webOpts.addr != "" {
-		reg = prometheus.NewRegistry()
+	if reg != nil {
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		cfg.Metrics = server.NewMetrics(reg, room.Online)
 		if tr != nil {

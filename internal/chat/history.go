@@ -38,6 +38,24 @@ func (h *history) addLocked(ev Event) {
 	}
 }
 
+// reset replaces the ring's contents with the last messages of evs
+// (oldest first).
+func (h *history) reset(evs []Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	clear(h.ring)
+	h.next, h.full = 0, false
+	if len(h.ring) == 0 {
+		return
+	}
+	if len(evs) > len(h.ring) {
+		evs = evs[len(evs)-len(h.ring):]
+	}
+	for _, ev := range evs {
+		h.addLocked(ev)
+	}
+}
+
 // replay sends the recent messages, oldest first, framed by the markers of
 // SPEC §2.5. Nothing is sent when there is no history.
 func (h *history) replay(s Session) {

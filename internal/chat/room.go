@@ -43,6 +43,9 @@ type Event struct {
 	Kind string // msg, me, join, leave, nick
 	Nick string
 	Text string // message; new nickname for "nick"; quit reason for "leave"
+	// Node is the name of the node the event happened on, in cluster
+	// mode; empty otherwise.
+	Node string
 }
 
 // Event kinds.
@@ -96,6 +99,8 @@ type Room struct {
 	pending bool // a flush is scheduled
 
 	hist history
+
+	rep *replica // cluster mode; nil in a single process (see replica.go)
 }
 
 // NewRoom returns an empty room.
@@ -141,11 +146,18 @@ type User struct {
 	fold string
 	idx  int  // position in room.members, guarded by room.mu
 	gone bool // guarded by room.mu
+	// dropIdx indexes drops; small, next to gone, so that a user stays in
+	// its allocation size class.
+	dropIdx uint8
+	// left is gone, readable without the lock: after Leave, Admit, Run
+	// and Handle do nothing.
+	left atomic.Bool
+
+	*clusterUser // cluster mode only (replica.go); nil in a single process
 
 	limiter *rate.Limiter
 	lagMax  time.Duration // the longest delay flood control imposes before dropping
 	drops   [floodDrops]time.Time
-	dropIdx int
 }
 
 // Nick is the user's current nickname.
@@ -158,18 +170,20 @@ func (u *User) Nick() string {
 // Join adds a user with the given nickname. On success the user has been
 // sent the welcome line and the recent history, and everybody else the join
 // notice. The error, if any, is a *NickError whose text the user should see.
+//
+// In a single process Join never blocks. In cluster mode (JoinBlocks) it
+// claims the nickname cluster-wide and waits until the join has come back
+// from the cluster's log: it may block on the network, bounded by a few
+// seconds (past them the room carries on alone, see replica.go).
 func (r *Room) Join(s Session, nick string, info Info) (*User, error) {
+	if r.rep != nil {
+		return r.joinCluster(s, nick, info)
+	}
 	fold, err := FoldNick(nick)
 	if err != nil {
 		return nil, err
 	}
-	u := &User{room: r, sess: s, info: info, nick: nick, fold: fold}
-	if r.cfg.MsgRate > 0 {
-		u.limiter = rate.NewLimiter(rate.Limit(r.cfg.MsgRate), r.cfg.MsgBurst)
-		// A burst's worth of lag (see Admit); the millisecond absorbs the
-		// limiter's rounding at exactly that boundary.
-		u.lagMax = time.Duration(float64(r.cfg.MsgBurst)/r.cfg.MsgRate*float64(time.Second)) + time.Millisecond
-	}
+	u := r.newUser(s, nick, fold, info)
 
 	r.mu.Lock()
 	if _, taken := r.byFold[fold]; taken {
@@ -208,12 +222,17 @@ func (r *Room) Join(s Session, nick string, info Info) (*User, error) {
 // notice. reason, if not empty, is appended to the notice (/quit REASON).
 func (u *User) Leave(reason string) {
 	r := u.room
+	if r.rep != nil {
+		u.leaveCluster(reason)
+		return
+	}
 	r.mu.Lock()
 	if u.gone {
 		r.mu.Unlock()
 		return
 	}
 	u.gone = true
+	u.left.Store(true)
 	delete(r.byFold, u.fold)
 	last := len(r.members) - 1
 	moved := r.members[last]
@@ -385,7 +404,7 @@ const (
 // order; the delays Admit returns for later lines already account for the
 // earlier ones.
 func (u *User) Admit(line string) (Verdict, time.Duration) {
-	if u.limiter == nil {
+	if u.limiter == nil || u.left.Load() {
 		return RunNow, 0
 	}
 	cmd := Parse(line)
@@ -431,9 +450,18 @@ func (u *User) Handle(line string) End {
 // backlog, if not nil, is closed once a recipient that is falling behind
 // has caught up: the transport may stop reading this user's input until
 // then, within its own bounds (producer pacing).
+//
+// After Leave, Run does nothing and returns Quit. In cluster mode a rename
+// may block on the network (see Room.MayBlock).
 func (u *User) Run(line string) (end End, backlog <-chan struct{}) {
+	if u.left.Load() {
+		return Quit, nil
+	}
 	cmd := Parse(line)
 	r := u.room
+	if r.rep != nil {
+		return u.runCluster(cmd)
+	}
 	switch cmd.Op {
 	case OpNone:
 	case OpBroadcast:
@@ -514,6 +542,12 @@ func (u *User) rename(nick string) <-chan struct{} {
 	}
 	r := u.room
 	r.mu.Lock()
+	if u.gone {
+		// Left meanwhile (Leave from another goroutine): the nickname
+		// must not come back into the room.
+		r.mu.Unlock()
+		return nil
+	}
 	if other, taken := r.byFold[fold]; taken && other != u {
 		r.mu.Unlock()
 		u.sess.Deliver([]byte("! " + (&NickError{Nick: nick, Taken: true}).Error()))
@@ -538,9 +572,17 @@ func (u *User) rename(nick string) <-chan struct{} {
 
 func (r *Room) who() string {
 	r.mu.RLock()
-	nicks := make([]string, 0, len(r.members))
-	for _, m := range r.members {
-		nicks = append(nicks, m.nick)
+	var nicks []string
+	if r.rep != nil {
+		nicks = make([]string, 0, len(r.rep.byID))
+		for _, m := range r.rep.byID {
+			nicks = append(nicks, m.nick)
+		}
+	} else {
+		nicks = make([]string, 0, len(r.members))
+		for _, m := range r.members {
+			nicks = append(nicks, m.nick)
+		}
 	}
 	r.mu.RUnlock()
 	slices.SortFunc(nicks, func(a, b string) int {
@@ -550,6 +592,48 @@ func (r *Room) who() string {
 		return strings.Compare(a, b)
 	})
 	return "* " + strconv.Itoa(len(nicks)) + " online: " + strings.Join(nicks, ", ")
+}
+
+// runCluster is Run in cluster mode: public actions go through the
+// cluster's log (replica.go), the rest is answered here as in Run.
+func (u *User) runCluster(cmd Command) (End, <-chan struct{}) {
+	switch cmd.Op {
+	case OpBroadcast:
+		u.publicCluster(KindMsg, cmd.Text)
+	case OpMe:
+		u.publicCluster(KindMe, cmd.Text)
+	case OpPrivate:
+		u.privateCluster(cmd.Arg, cmd.Text)
+	case OpNick:
+		u.renameCluster(cmd.Arg)
+	case OpWho:
+		u.sess.Deliver([]byte(u.room.who()))
+	case OpHelp:
+		for _, l := range helpLines {
+			u.sess.Deliver([]byte(l))
+		}
+	case OpWhoAmI:
+		u.sess.Deliver([]byte("* you are " + u.Nick() + ", connected from " + u.info.RemoteAddr +
+			" since " + u.info.Since.Format(time.TimeOnly)))
+	case OpQuit:
+		u.sess.Deliver([]byte("* bye"))
+		u.Leave(cmd.Text)
+		return Quit, nil
+	case OpUnknown:
+		u.sess.Deliver([]byte("! unknown command: " + cmd.Arg + " (try /help)"))
+	case OpUsage:
+		u.sess.Deliver([]byte("! " + cmd.Text))
+	}
+	// The fan-out of this user's earlier line ran on the link's goroutine;
+	// a recipient it found falling behind paces this user now.
+	if b := u.backlog.Swap(nil); b != nil {
+		return Stay, *b
+	}
+	return Stay, nil
+}
+
+func newLimiter(perSec float64, burst int) *rate.Limiter {
+	return rate.NewLimiter(rate.Limit(perSec), burst)
 }
 
 // concat builds a line with a single allocation.

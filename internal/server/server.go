@@ -111,6 +111,7 @@ type Server struct {
 	m    *Metrics
 
 	stallMax    time.Duration
+	blocking    bool // the room's Join may block on the network (cluster)
 	writeRate   float64 // per flusher; experiments only
 	flushFactor float64
 	flushMax    time.Duration
@@ -164,6 +165,7 @@ func New(room *chat.Room, cfg Config) *Server {
 		ioDone:    make(chan struct{}),
 	}
 	srv.flushFactor, srv.flushMax = flushDelayFactor, maxFlushDelay
+	srv.blocking = room.JoinBlocks()
 	// Experiment knobs for the benchmarks of docs/BENCHMARKS.md.
 	if v, err := strconv.ParseFloat(os.Getenv("NETCHAT_WRITE_RATE"), 64); err == nil {
 		cfg.WriteRate = v
@@ -251,7 +253,7 @@ func (s *Server) sweep() {
 		now := time.Now()
 		for _, c := range conns {
 			switch {
-			case c.joined.Load():
+			case c.isJoined.Load():
 				if s.cfg.IdleTimeout > 0 && now.Sub(time.Unix(0, c.lastIn.Load())) >= s.cfg.IdleTimeout {
 					c.expire(expireIdle)
 				}

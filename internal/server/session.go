@@ -51,7 +51,7 @@ type session struct {
 	ipKey  netip.Prefix // the per-IP limit's key (an address, or an IPv6 network)
 	remote string
 	since  time.Time
-	joined atomic.Bool
+	isJoined atomic.Bool
 	lastIn atomic.Int64 // unix nanoseconds of the last input (idle timeout)
 
 	// Input side, guarded by inMu.
@@ -65,6 +65,7 @@ type session struct {
 	// stalled is set while a stall runs; budget is the stall time left
 	// for the current read (see stall).
 	stalled  bool
+	busy     bool // a call that may block on the network runs (see runBlocking)
 	inputOff bool // the transport's input is paused
 	budget   time.Duration
 	timer    *time.Timer // runs held lines when the first is due
@@ -136,7 +137,7 @@ func (s *session) inputLine(raw []byte) {
 		h(raw)
 	}
 	s.clean = line.Sanitize(s.clean[:0], raw)
-	if len(s.held) > 0 || s.stalled {
+	if len(s.held) > 0 || s.waiting() {
 		if s.user != nil && line.IsBlank(s.clean) {
 			return
 		}
@@ -151,7 +152,7 @@ func (s *session) inputEvent(kind uint8) {
 	if s.ended {
 		return
 	}
-	if len(s.held) > 0 || s.stalled {
+	if len(s.held) > 0 || s.waiting() {
 		s.hold(kind, nil)
 		return
 	}
@@ -183,7 +184,7 @@ func (s *session) hold(kind uint8, l []byte) {
 		for i := range s.held {
 			s.held[i].due = time.Time{}
 		}
-		if !s.stalled {
+		if !s.waiting() {
 			s.runHeld()
 		}
 		return
@@ -194,11 +195,15 @@ func (s *session) hold(kind uint8, l []byte) {
 	}
 }
 
+// waiting reports whether held input must wait: a stall or a blocking
+// call is under way.
+func (s *session) waiting() bool { return s.stalled || s.busy }
+
 // syncInput pauses or resumes the transport's input to match the
-// session's state: input is off while stalled or while too much is held.
-// inMu is held.
+// session's state: input is off while stalled, while a blocking call runs
+// and while too much is held. inMu is held.
 func (s *session) syncInput() {
-	off := (s.stalled || s.paused) && !s.ended
+	off := (s.waiting() || s.paused) && !s.ended
 	if off == s.inputOff || s.ended {
 		return
 	}
@@ -220,6 +225,25 @@ func (s *session) runLine(l []byte, admitted bool) {
 		return
 	}
 	text := string(l)
+	if s.srv.blocking && s.srv.room.MayBlock(text) && !admitted {
+		// A rename in a cluster: admitted now, run off this goroutine.
+		v, _ := s.user.Admit(text)
+		switch v {
+		case chat.Dropped:
+			return
+		case chat.Flooded:
+			s.flooded()
+			return
+		}
+		admitted = true
+	}
+	if admitted && s.srv.blocking && s.srv.room.MayBlock(text) {
+		s.runBlocking(func() func() {
+			end, backlog := s.user.Run(text)
+			return func() { s.afterRun(end, backlog) }
+		})
+		return
+	}
 	if !admitted {
 		v, d := s.user.Admit(text)
 		switch v {
@@ -240,7 +264,11 @@ func (s *session) runLine(l []byte, admitted bool) {
 			return
 		}
 	}
-	end, backlog := s.user.Run(text)
+	s.afterRun(s.user.Run(text))
+}
+
+// afterRun handles what Run returned; inMu is held.
+func (s *session) afterRun(end chat.End, backlog <-chan struct{}) {
 	switch end {
 	case chat.Stay:
 		if backlog != nil {
@@ -251,6 +279,27 @@ func (s *session) runLine(l []byte, admitted bool) {
 	default:
 		s.endSession("quit", true)
 	}
+}
+
+// runBlocking runs call, which may block on the network (a cluster's
+// nickname claim), on a goroutine of its own, never on a poller that
+// serves other sessions. Meanwhile the session's input waits (held in
+// order, and the transport not read); then the function call returned
+// runs with inMu held, and the held input goes on. inMu is held.
+func (s *session) runBlocking(call func() (then func())) {
+	s.busy = true
+	s.syncInput()
+	go func() {
+		then := call()
+		s.inMu.Lock()
+		defer s.inMu.Unlock()
+		defer s.recoverSession()
+		s.busy = false
+		then()
+		if !s.ended {
+			s.runHeld()
+		}
+	}()
 }
 
 func (s *session) flooded() {
@@ -272,7 +321,31 @@ func (s *session) nickLine(l []byte) {
 	before := s.out.q.n
 	s.out.allowance = 1 << 30
 	s.out.mu.Unlock()
-	u, err := s.srv.room.Join(s, nick, chat.Info{RemoteAddr: s.remote, Since: s.since})
+	join := func() (*chat.User, error) {
+		return s.srv.room.Join(s, nick, chat.Info{RemoteAddr: s.remote, Since: s.since})
+	}
+	if !s.srv.blocking {
+		u, err := join()
+		s.joined(nick, u, err, before)
+		return
+	}
+	s.runBlocking(func() func() {
+		u, err := join()
+		return func() {
+			if s.ended {
+				// Gone while joining (a timeout, a shutdown).
+				if u != nil {
+					u.Leave("")
+				}
+				return
+			}
+			s.joined(nick, u, err, before)
+		}
+	})
+}
+
+// joined completes the nickname step; inMu is held.
+func (s *session) joined(nick string, u *chat.User, err error, before int) {
 	s.out.mu.Lock()
 	s.out.allowance = max(s.out.q.n-before, 0)
 	s.out.mu.Unlock()
@@ -282,7 +355,7 @@ func (s *session) nickLine(l []byte) {
 	}
 	s.user = u
 	s.lastIn.Store(time.Now().UnixNano())
-	s.joined.Store(true)
+	s.isJoined.Store(true)
 	s.srv.log.Debug("joined", "remote", s.remote, "nick", nick)
 }
 
@@ -306,7 +379,7 @@ func (s *session) runEvent(kind uint8) {
 
 // scheduleHeld arms the timer for the first held line, or runs it if due.
 func (s *session) scheduleHeld() {
-	if len(s.held) == 0 || s.stalled || s.ended {
+	if len(s.held) == 0 || s.waiting() || s.ended {
 		return
 	}
 	d := time.Until(s.held[0].due)
@@ -331,7 +404,7 @@ func (s *session) onTimer() {
 // runHeld runs the held input that is due, in order, until something
 // must wait again; inMu is held.
 func (s *session) runHeld() {
-	for len(s.held) > 0 && !s.stalled && !s.ended {
+	for len(s.held) > 0 && !s.waiting() && !s.ended {
 		h := s.held[0]
 		if h.kind == heldLine_ && time.Until(h.due) > 0 {
 			s.scheduleHeld()
@@ -415,7 +488,7 @@ func (s *session) endSession(why string, graceful bool) {
 		return
 	}
 	s.ended = true
-	s.joined.Store(false)
+	s.isJoined.Store(false)
 	s.held, s.heldN = nil, 0
 	if s.timer != nil {
 		s.timer.Stop()

@@ -1,0 +1,357 @@
+package chat
+
+import (
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// memCluster is an in-memory cluster for the room's cluster-mode logic: a
+// shared log that every node applies in order, and a claims map. The real
+// one, over NATS, is tested in internal/cluster.
+type memCluster struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	log    [][]Replicated
+	claims map[string]Member
+	links  map[string]*memLink
+	closed bool
+}
+
+type memLink struct {
+	c    *memCluster
+	id   string
+	room *Room
+	mute bool // publishes go nowhere (a link that died silently)
+
+	privMu sync.Mutex
+	privs  []*Private
+	wake   chan struct{}
+}
+
+func newMemCluster(t *testing.T) *memCluster {
+	c := &memCluster{claims: map[string]Member{}, links: map[string]*memLink{}}
+	c.cond = sync.NewCond(&c.mu)
+	t.Cleanup(func() {
+		c.mu.Lock()
+		c.closed = true
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	return c
+}
+
+// node adds a node and links its room.
+func (c *memCluster) node(t *testing.T, id string) *memLink {
+	l := &memLink{c: c, id: id, wake: make(chan struct{}, 1)}
+	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500}, l)
+	c.mu.Lock()
+	c.links[id] = l
+	snap := &Snapshot{Seq: uint64(len(c.log)), Claims: maps(c.claims)}
+	from := len(c.log)
+	c.mu.Unlock()
+	if u := l.room.LinkUp(snap); len(u) != 0 {
+		t.Fatalf("unclaimed users on a new node: %v", u)
+	}
+	go l.applyFrom(from)
+	go l.privateLoop()
+	return l
+}
+
+func maps(m map[string]Member) map[string]Member {
+	out := make(map[string]Member, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (l *memLink) applyFrom(pos int) {
+	for {
+		l.c.mu.Lock()
+		for pos >= len(l.c.log) && !l.c.closed {
+			l.c.cond.Wait()
+		}
+		if l.c.closed {
+			l.c.mu.Unlock()
+			return
+		}
+		evs := l.c.log[pos]
+		l.c.mu.Unlock()
+		pos++
+		l.room.Apply(uint64(pos), slices.Clone(evs))
+	}
+}
+
+func (l *memLink) privateLoop() {
+	for range l.wake {
+		l.privMu.Lock()
+		ps := l.privs
+		l.privs = nil
+		l.privMu.Unlock()
+		for _, p := range ps {
+			l.c.mu.Lock()
+			to := l.c.links[p.To]
+			l.c.mu.Unlock()
+			to.room.ReceivePrivate(p)
+		}
+	}
+}
+
+func (l *memLink) NodeID() string   { return l.id }
+func (l *memLink) NodeName() string { return "name-" + l.id }
+
+func (l *memLink) Claim(fold, nick string, id uint64) error {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	if m, ok := l.c.claims[fold]; ok && (m.Node != l.id || m.ID != id) {
+		return ErrClaimTaken
+	}
+	l.c.claims[fold] = Member{Node: l.id, ID: id, Nick: nick, Fold: fold}
+	return nil
+}
+
+func (l *memLink) Release(fold string, id uint64) {
+	l.c.mu.Lock()
+	defer l.c.mu.Unlock()
+	if m, ok := l.c.claims[fold]; ok && m.Node == l.id && m.ID == id {
+		delete(l.c.claims, fold)
+	}
+}
+
+func (l *memLink) Publish(ev *Replicated) {
+	if l.mute {
+		return
+	}
+	l.c.mu.Lock()
+	l.c.log = append(l.c.log, []Replicated{*ev})
+	l.c.cond.Broadcast()
+	l.c.mu.Unlock()
+}
+
+func (l *memLink) Private(p *Private) {
+	l.privMu.Lock()
+	l.privs = append(l.privs, p)
+	l.privMu.Unlock()
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (l *memLink) Trouble(string) { l.room.LinkDown() }
+
+// waitLines waits until s has received n lines and returns them.
+func waitLines(t *testing.T, s *recorder, n int) []string {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.mu.Lock()
+		got := len(s.lines)
+		s.mu.Unlock()
+		if got >= n {
+			return s.take()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("got %d lines, want %d: %q", got, n, s.take())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestRunAfterLeaveIsNoop: once a user has left, nothing they "say" has an
+// effect; in particular a rename must not put a nickname back into the
+// room (it would never be freed).
+func TestRunAfterLeaveIsNoop(t *testing.T) {
+	t.Parallel()
+	for _, mode := range []string{"single", "cluster"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			var r *Room
+			if mode == "single" {
+				r = NewRoom(Config{NoticeBatchAbove: 500})
+			} else {
+				r = newMemCluster(t).node(t, "a").room
+			}
+			bob := &recorder{}
+			mustJoin(t, r, bob, "bob")
+			bob.take() // the welcome
+			alice := mustJoin(t, r, &recorder{}, "alice")
+			waitLines(t, bob, 1) // alice's join notice
+			alice.Leave("")
+			waitLines(t, bob, 1) // alice's leave notice
+			for _, line := range []string{"/nick carol", "n:dave", "hello", "/me waves", "/msg bob hi"} {
+				if end := alice.Handle(line); end != Quit {
+					t.Fatalf("Handle(%q) after Leave = %v, want Quit", line, end)
+				}
+				if end, _ := alice.Run(line); end != Quit {
+					t.Fatalf("Run(%q) after Leave = %v, want Quit", line, end)
+				}
+			}
+			for _, nick := range []string{"alice", "carol", "dave"} {
+				u, err := r.Join(&recorder{}, nick, Info{})
+				if err != nil {
+					t.Fatalf("join %s after the user left: %v", nick, err)
+				}
+				u.Leave("")
+			}
+			u := mustJoin(t, r, &recorder{}, "marker")
+			u.Leave("")
+			if got := waitLines(t, bob, 8); got[6] != "* marker joined (2 online)" {
+				t.Fatalf("bob got %q, want three joins and three leaves only before the marker", got)
+			}
+		})
+	}
+}
+
+// TestRenameRacingLeave: a rename and a leave of one user from two
+// goroutines, many times: the nickname ends free either way.
+func TestRenameRacingLeave(t *testing.T) {
+	t.Parallel()
+	r := NewRoom(Config{NoticeBatchAbove: -1})
+	for i := range 200 {
+		u := mustJoin(t, r, &recorder{}, "racer")
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); u.Handle("/nick other" + strconv.Itoa(i)) }()
+		go func() { defer wg.Done(); u.Leave("") }()
+		wg.Wait()
+		if r.Online() != 0 {
+			t.Fatalf("round %d: %d online after the only user left", i, r.Online())
+		}
+		v := mustJoin(t, r, &recorder{}, "other"+strconv.Itoa(i))
+		v.Leave("")
+	}
+}
+
+// TestGoneAnnouncedTwice: two survivors both announce a dead node: each of
+// its users leaves exactly once, everywhere, in the same order.
+func TestGoneAnnouncedTwice(t *testing.T) {
+	t.Parallel()
+	c := newMemCluster(t)
+	a, b, dead := c.node(t, "a"), c.node(t, "b"), c.node(t, "c")
+	alice, bob := &recorder{}, &recorder{}
+	mustJoin(t, a.room, alice, "alice")
+	mustJoin(t, b.room, bob, "bob")
+	mustJoin(t, dead.room, &recorder{}, "carol")
+	mustJoin(t, dead.room, &recorder{}, "dave")
+	waitLines(t, alice, 4) // welcome, three joins
+	waitLines(t, bob, 3)
+	dead.mute = true
+	da, db := a.room.AnnounceGone("c"), b.room.AnnounceGone("c")
+	<-da
+	<-db
+	want := []string{"* carol left (3 online)", "* dave left (2 online)"}
+	for name, s := range map[string]*recorder{"alice": alice, "bob": bob} {
+		if got := waitLines(t, s, 2); !slices.Equal(got, want) {
+			t.Fatalf("%s got %q, want %q", name, got, want)
+		}
+	}
+	// Nothing more came: a marker is the next line.
+	a.room.rep.byID[userKey{"a", 1}].Handle("marker")
+	if got := waitLines(t, bob, 1); got[0] != "alice: marker" {
+		t.Fatalf("bob got %q after the leaves, want the marker", got)
+	}
+	if a.room.Online() != 2 || b.room.Online() != 2 {
+		t.Fatalf("online: %d and %d, want 2", a.room.Online(), b.room.Online())
+	}
+}
+
+// TestLinkDownAppliesPending: events that did not come back from the log
+// when the link goes are applied here, in order, before the notice.
+func TestLinkDownAppliesPending(t *testing.T) {
+	t.Parallel()
+	l := newMemCluster(t).node(t, "a")
+	bob := &recorder{}
+	alice := mustJoin(t, l.room, &recorder{}, "alice")
+	mustJoin(t, l.room, bob, "bob")
+	bob.take()
+	l.mute = true
+	alice.Handle("one")
+	alice.Handle("/me two")
+	if got := bob.take(); len(got) != 0 {
+		t.Fatalf("bob got %q before the log answered", got)
+	}
+	l.Trouble("test")
+	want := []string{"alice: one", "* alice two", NoticeLinkLost}
+	if got := waitLines(t, bob, 3); !slices.Equal(got, want) {
+		t.Fatalf("bob got %q, want %q", got, want)
+	}
+	// Local mode: lines go straight to local users.
+	alice.Handle("three")
+	if got := waitLines(t, bob, 1); got[0] != "alice: three" {
+		t.Fatalf("bob got %q", got)
+	}
+}
+
+// TestPrivateWaitsForSendersLines: a private message does not overtake the
+// sender's earlier public line on the target's node.
+func TestPrivateWaitsForSendersLines(t *testing.T) {
+	t.Parallel()
+	c := newMemCluster(t)
+	a, b := c.node(t, "a"), c.node(t, "b")
+	alice := mustJoin(t, a.room, &recorder{}, "alice")
+	bob := &recorder{}
+	mustJoin(t, b.room, bob, "bob")
+	bob.take()
+	// Node a knows bob once it has applied his join.
+	for deadline := time.Now().Add(5 * time.Second); a.room.Online() != 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node a never saw bob join")
+		}
+	}
+	for i := range 50 {
+		n := strconv.Itoa(i)
+		alice.Handle("public " + n)
+		alice.Handle("/msg bob private " + n)
+		want := []string{"alice: public " + n, "[private] alice: private " + n}
+		if got := waitLines(t, bob, 2); !slices.Equal(got, want) {
+			t.Fatalf("round %d: bob got %q, want %q", i, got, want)
+		}
+	}
+}
+
+// relink takes the node's link down and up again, with the whole log as
+// the snapshot's window.
+func (l *memLink) relink(t *testing.T) {
+	l.room.LinkDown()
+	l.c.mu.Lock()
+	var window []Replicated
+	for _, evs := range l.c.log {
+		window = append(window, evs...)
+	}
+	snap := &Snapshot{Seq: uint64(len(l.c.log)), Claims: maps(l.c.claims), Window: window}
+	l.c.mu.Unlock()
+	if u := l.room.LinkUp(snap); len(u) != 0 {
+		t.Fatalf("unclaimed: %v", u)
+	}
+}
+
+// TestRelinkAfterGone: a node that announced another one gone and then
+// reloads the cluster's state (its link came back) does not bring the dead
+// node's users back from the log's window.
+func TestRelinkAfterGone(t *testing.T) {
+	t.Parallel()
+	c := newMemCluster(t)
+	a, dead := c.node(t, "a"), c.node(t, "b")
+	alice := &recorder{}
+	mustJoin(t, a.room, alice, "alice")
+	mustJoin(t, dead.room, &recorder{}, "bob")
+	waitLines(t, alice, 2)
+	dead.mute = true
+	<-a.room.AnnounceGone("b")
+	// The dead node's claims are freed by the link after the gone event.
+	a.Release("bob", 1)
+	c.mu.Lock()
+	delete(c.claims, "bob")
+	c.mu.Unlock()
+	a.relink(t)
+	if got := a.room.Online(); got != 1 {
+		t.Fatalf("%d online after relinking, want 1 (alice)", got)
+	}
+	if got := a.room.who(); got != "* 1 online: alice" {
+		t.Fatalf("who: %q", got)
+	}
+}

@@ -1,0 +1,59 @@
+package cluster_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"netchat/internal/cluster"
+	"netchat/internal/cluster/natstest"
+	"netchat/internal/testcert"
+)
+
+// TestConnectOptions: the ways to reach a real deployment's NATS, a user
+// and password in the URL and TLS with a private CA, work, and their wrong
+// use fails with an error that does not show the password.
+func TestConnectOptions(t *testing.T) {
+	t.Parallel()
+	auth := natstest.StartWith(t, func(o *server.Options) {
+		o.Username, o.Password = "netchat", "s3cret"
+	})
+	cert := testcert.New(t)
+	certFile, _ := cert.Files(t)
+	secure := natstest.StartWith(t, func(o *server.Options) {
+		o.TLSConfig = cert.ServerConfig(t)
+		o.TLS = true
+	})
+	hostport := func(s *natstest.Server) string { return strings.TrimPrefix(s.URL(), "nats://") }
+	for _, tc := range []struct {
+		name string
+		opt  cluster.Options
+		ok   bool
+	}{
+		{"user and password", cluster.Options{URLs: "nats://netchat:s3cret@" + hostport(auth)}, true},
+		{"wrong password", cluster.Options{URLs: "nats://netchat:wrong@" + hostport(auth)}, false},
+		{"no password", cluster.Options{URLs: auth.URL()}, false},
+		{"TLS with the CA", cluster.Options{URLs: secure.URL(), CA: certFile}, true},
+		{"TLS, CA not trusted", cluster.Options{URLs: secure.URL(), TLS: true}, false},
+		{"TLS server, plain client", cluster.Options{URLs: secure.URL()}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.opt.Name = "connect-test"
+			n, err := cluster.Connect(context.Background(), tc.opt)
+			if tc.ok != (err == nil) {
+				t.Fatalf("Connect: %v, want success %v", err, tc.ok)
+			}
+			if err != nil {
+				if strings.Contains(err.Error(), "wrong") {
+					t.Fatalf("the error shows the password: %v", err)
+				}
+				return
+			}
+			if err := n.Close(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -1,0 +1,226 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"netchat/internal/chat"
+)
+
+// The wire format of the log and of private messages. Compact and binary:
+// at saturation every chat line is encoded once and decoded once per node.
+//
+// A log message is a batch of events from one node (the publisher sends
+// whatever queued up while it was busy as one NATS message):
+//
+//	"NC" 1 | str node-id | str node-name | event*
+//	event := kind:byte | uvarint seq | varint unix-nanos | uvarint user |
+//	         str nick | str fold | str text | uvarint n | (uvarint id | str nick | str fold){n}
+//
+// A private message:
+//
+//	"NP" 1 | str from-node | uvarint gate | uvarint sender | str sender-nick |
+//	         uvarint target | str text
+//
+// str is a uvarint length and that many bytes.
+
+var errBadMessage = errors.New("malformed cluster message")
+
+var kindCodes = map[string]byte{
+	chat.KindJoin: 1, chat.KindLeave: 2, chat.KindNick: 3, chat.KindMsg: 4,
+	chat.KindMe: 5, chat.KindSync: 6, chat.KindGone: 7,
+}
+
+var kindNames = [...]string{"", chat.KindJoin, chat.KindLeave, chat.KindNick, chat.KindMsg,
+	chat.KindMe, chat.KindSync, chat.KindGone}
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// appendBatchHeader starts a batch from node id (name).
+func appendBatchHeader(b []byte, id, name string) []byte {
+	b = append(b, 'N', 'C', 1)
+	b = appendStr(b, id)
+	return appendStr(b, name)
+}
+
+// appendEvent adds one event to a batch.
+func appendEvent(b []byte, ev *chat.Replicated) []byte {
+	b = append(b, kindCodes[ev.Kind])
+	b = binary.AppendUvarint(b, ev.Seq)
+	b = binary.AppendVarint(b, ev.Time.UnixNano())
+	b = binary.AppendUvarint(b, ev.User)
+	b = appendStr(b, ev.Nick)
+	b = appendStr(b, ev.Fold)
+	b = appendStr(b, ev.Text)
+	b = binary.AppendUvarint(b, uint64(len(ev.Users)))
+	for _, m := range ev.Users {
+		b = binary.AppendUvarint(b, m.ID)
+		b = appendStr(b, m.Nick)
+		b = appendStr(b, m.Fold)
+	}
+	return b
+}
+
+type reader struct {
+	b   []byte
+	err error
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errBadMessage
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errBadMessage
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str() string {
+	n := r.uvarint()
+	if r.err != nil {
+		return ""
+	}
+	if n > uint64(len(r.b)) {
+		r.err = errBadMessage
+		return ""
+	}
+	s := string(r.b[:n])
+	r.b = r.b[n:]
+	return s
+}
+
+func (r *reader) byte() byte {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) == 0 {
+		r.err = errBadMessage
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *reader) magic(a, b byte) {
+	if len(r.b) < 3 || r.b[0] != a || r.b[1] != b || r.b[2] != 1 {
+		r.err = errBadMessage
+		return
+	}
+	r.b = r.b[3:]
+}
+
+// decodeBatch parses a log message. It never panics on any input and
+// accepts nothing it could not have encoded (unknown kinds, trailing junk).
+func decodeBatch(data []byte) ([]chat.Replicated, error) {
+	r := &reader{b: data}
+	r.magic('N', 'C')
+	node := r.str()
+	name := r.str()
+	var evs []chat.Replicated
+	for r.err == nil && len(r.b) > 0 {
+		code := r.byte()
+		if r.err == nil && (code == 0 || int(code) >= len(kindNames)) {
+			r.err = errBadMessage
+		}
+		ev := chat.Replicated{Node: node, NodeName: name, Kind: kindNames[code%byte(len(kindNames))]}
+		ev.Seq = r.uvarint()
+		ev.Time = time.Unix(0, r.varint())
+		ev.User = r.uvarint()
+		ev.Nick = r.str()
+		ev.Fold = r.str()
+		ev.Text = r.str()
+		n := r.uvarint()
+		// Each member takes at least 3 bytes: a bound before allocating.
+		if r.err == nil && n > uint64(len(r.b))/3 {
+			r.err = errBadMessage
+		}
+		if r.err == nil && n > 0 {
+			ev.Users = make([]chat.Member, 0, n)
+			for range n {
+				m := chat.Member{Node: node, ID: r.uvarint()}
+				m.Nick = r.str()
+				m.Fold = r.str()
+				ev.Users = append(ev.Users, m)
+			}
+		}
+		evs = append(evs, ev)
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return evs, nil
+}
+
+func encodePrivate(p *chat.Private) []byte {
+	b := make([]byte, 0, 32+len(p.From)+len(p.SenderNick)+len(p.Text))
+	b = append(b, 'N', 'P', 1)
+	b = appendStr(b, p.From)
+	b = binary.AppendUvarint(b, p.Gate)
+	b = binary.AppendUvarint(b, p.Sender)
+	b = appendStr(b, p.SenderNick)
+	b = binary.AppendUvarint(b, p.Target)
+	return appendStr(b, p.Text)
+}
+
+func decodePrivate(data []byte) (*chat.Private, error) {
+	r := &reader{b: data}
+	r.magic('N', 'P')
+	p := &chat.Private{}
+	p.From = r.str()
+	p.Gate = r.uvarint()
+	p.Sender = r.uvarint()
+	p.SenderNick = r.str()
+	p.Target = r.uvarint()
+	p.Text = r.str()
+	if r.err == nil && len(r.b) > 0 {
+		r.err = errBadMessage
+	}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return p, nil
+}
+
+// claim is the value of a nickname's key in the claims bucket.
+type claim struct {
+	Node string `json:"node"`
+	User uint64 `json:"user"`
+	Nick string `json:"nick"`
+}
+
+func encodeClaim(node string, id uint64, nick string) []byte {
+	b, _ := json.Marshal(claim{Node: node, User: id, Nick: nick})
+	return b
+}
+
+// decodeClaim reads a claim; one it cannot read belongs to nobody we know.
+func decodeClaim(b []byte) (claim, bool) {
+	var c claim
+	if json.Unmarshal(b, &c) != nil || c.Node == "" {
+		return claim{}, false
+	}
+	return c, true
+}
