@@ -12,6 +12,7 @@ import (
 type Result struct {
 	Addr         string  `json:"addr"`
 	TLS          bool    `json:"tls"`
+	WSPath       string  `json:"ws_path,omitempty"` // WebSocket resource; empty: line protocol
 	Clients      int     `json:"clients"`
 	Senders      int     `json:"senders"`
 	Rate         float64 `json:"rate_per_sender"`
@@ -33,8 +34,13 @@ type Result struct {
 	WelcomeP99Ms float64 `json:"welcome_p99_ms"`
 	ReadyS       float64 `json:"ready_s"`
 
-	SentLines          int64   `json:"sent_lines"`
-	SentPerSec         float64 `json:"sent_lines_per_sec"`
+	SentLines  int64   `json:"sent_lines"`
+	SentPerSec float64 `json:"sent_lines_per_sec"`
+	// Open loop: how far behind their schedule the senders fell at worst.
+	// A sender behind by much more than a line interval was held up (by
+	// TCP backpressure, or a generator short of CPU), and the offered load
+	// was lower than asked for.
+	SendLagMaxMs       float64 `json:"send_lag_max_ms,omitempty"`
 	ExpectedDeliveries int64   `json:"expected_deliveries"`
 	Deliveries         int64   `json:"deliveries"`
 	DeliveryRatio      float64 `json:"delivery_ratio"`
@@ -55,10 +61,13 @@ type Result struct {
 	OrderViolations int64 `json:"order_violations"`
 	// Lines starting with "! ": netchat's error notices, e.g. "! slow down".
 	ServerErrorLines int64 `json:"server_error_lines"`
-	Disconnects      int64 `json:"disconnects"`
-	ReadErrors       int64 `json:"read_errors"`
-	WriteErrors      int64 `json:"write_errors"`
-	WindowTimeouts   int64 `json:"window_timeouts"`
+	// Which netchat limits those lines came from, and the server flags
+	// that lift them; empty when none was recognised.
+	LimitHint      string `json:"limit_hint,omitempty"`
+	Disconnects    int64  `json:"disconnects"`
+	ReadErrors     int64  `json:"read_errors"`
+	WriteErrors    int64  `json:"write_errors"`
+	WindowTimeouts int64  `json:"window_timeouts"`
 	// BENCH lines sent before this run started, e.g. replayed history.
 	StaleLines int64 `json:"stale_lines"`
 	// BENCH lines that do not parse or name a sender that does not exist.
@@ -82,8 +91,11 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		mode = fmt.Sprintf("closed loop, window %d", r.Window)
 	}
 	proto := "tcp"
-	if r.TLS {
+	switch {
+	case r.TLS:
 		proto = "tls"
+	case r.WSPath != "":
+		proto = "websocket " + r.WSPath
 	}
 	pw := &printer{w: w}
 	pw.printf("bench %s (%s): %d clients, %d senders, %s, payload %dB, warmup %gs, measured %gs\n",
@@ -94,7 +106,11 @@ func (r *Result) WriteSummary(w io.Writer) error {
 		pw.printf(", welcome p50 %.2fms p99 %.2fms", r.WelcomeP50Ms, r.WelcomeP99Ms)
 	}
 	pw.printf("; ready after %.3fs\n", r.ReadyS)
-	pw.printf("  sent        %d lines (%.0f/s)\n", r.SentLines, r.SentPerSec)
+	pw.printf("  sent        %d lines (%.0f/s)", r.SentLines, r.SentPerSec)
+	if r.Rate > 0 {
+		pw.printf(", at most %.1fms behind schedule", r.SendLagMaxMs)
+	}
+	pw.printf("\n")
 	pw.printf("  delivered   %d of %d expected (ratio %.4f), drained in %.2fs\n",
 		r.Deliveries, r.ExpectedDeliveries, r.DeliveryRatio, r.DrainS)
 	pw.printf("  throughput  %.0f deliveries/s\n", r.DeliveriesPerSec)
@@ -115,6 +131,12 @@ func (r *Result) WriteSummary(w io.Writer) error {
 			pw.printf(", server %.2f cores (%.0f deliveries per server CPU second)", r.ServerCPUCores, r.DeliveriesPerServerCPUSec)
 		}
 		pw.printf("\n")
+	}
+	if r.LimitHint != "" {
+		pw.printf("  WARNING     the server's limits got in the way: %s\n", r.LimitHint)
+	}
+	if r.Rate > 0 && r.SendLagMaxMs > 1000/r.Rate {
+		pw.printf("  WARNING     senders fell %.0fms behind their schedule: the load offered was lower than asked for\n", r.SendLagMaxMs)
 	}
 	if r.SentLines > 0 && r.DeliveryRatio < 0.999 {
 		pw.printf("  WARNING     %.2f%% of expected deliveries missing; latency covers delivered lines only\n", 100*(1-r.DeliveryRatio))
