@@ -23,8 +23,10 @@ import (
 // over the raw socket (poller_linux.go), which needs the socket and every
 // byte that arrived after the 101 response, and coder/websocket keeps
 // both inside its Conn. Reading through coder/websocket instead costs a
-// goroutine per client and, per received frame, about 25 times the CPU
-// and 3 allocations of this parser (BenchmarkWSReadFrame*).
+// goroutine per client and, per received 64-byte line, about ten times
+// the CPU and one 512-byte allocation (BenchmarkWSReadFrame*, same stream
+// over loopback: 1.4-2.0 µs and 1 alloc per frame against 0.13 µs and
+// none).
 
 // Opcodes (RFC 6455 section 5.2).
 const (

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -386,4 +387,95 @@ func FuzzWSReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// frameServer is a WebSocket server that, once upgraded, writes n text
+// frames of 63-byte payloads (a 64-byte chat line) in blocks of 64 frames
+// per write, so that the system calls are few and the readers' own cost
+// per frame shows.
+func frameServer(b *testing.B, n int) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	block := bytes.Repeat(serverFrame(true, wsText, bytes.Repeat([]byte("x"), 63)), 64)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		req, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n\r\n",
+			wsAcceptKey(req.Header.Get("Sec-WebSocket-Key")))
+		for sent := 0; sent < n; sent += 64 {
+			if _, err := c.Write(block); err != nil {
+				return
+			}
+		}
+	}()
+	return ln.Addr().String()
+}
+
+type countSink struct{ n int }
+
+func (s *countSink) message([]byte)      { s.n++ }
+func (s *countSink) control(byte, []byte) {}
+
+// BenchmarkWSReadFrameOwn: the bench's reader, per received frame.
+func BenchmarkWSReadFrameOwn(b *testing.B) {
+	addr := frameServer(b, b.N+64)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	if err := wsHandshake(c, br, addr, "/ws"); err != nil {
+		b.Fatal(err)
+	}
+	var r wsReader
+	sink := &countSink{}
+	buf := make([]byte, 64<<10)
+	b.ReportAllocs()
+	b.ResetTimer()
+	if k := br.Buffered(); k > 0 {
+		p, _ := br.Peek(k)
+		if err := r.feed(p, 4096, sink); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for sink.n < b.N {
+		k, err := c.Read(buf)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := r.feed(buf[:k], 4096, sink); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWSReadFrameCoder: github.com/coder/websocket reading the same
+// stream, one Read per message.
+func BenchmarkWSReadFrameCoder(b *testing.B) {
+	addr := frameServer(b, b.N+64)
+	c, _, err := websocket.Dial(context.Background(), "ws://"+addr+"/ws", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.CloseNow()
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, _, err := c.Read(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
