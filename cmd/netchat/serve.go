@@ -40,6 +40,9 @@ type serveOptions struct {
 	msgRate          rateValue
 	msgBurst         int
 	sendQueue        byteSize
+	writeTimeout     time.Duration
+	stallMax         time.Duration
+	ipv6Prefix       int
 	maxLine          int
 	shutdownTimeout  time.Duration
 	nickTimeout      time.Duration
@@ -58,6 +61,10 @@ type serveOptions struct {
 	announceIface    string
 	tlsCert          string
 	tlsKey           string
+	httpAddr         string
+	httpTLS          bool
+	httpAllowOrigin  []string
+	httpTrustedProxy []string
 }
 
 func newServeCmd() *cobra.Command {
@@ -95,6 +102,9 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.Var(&o.msgRate, "msg-rate", "lines per second per user, e.g. 10/s or 600/m (0 = no limit)")
 	f.IntVar(&o.msgBurst, "msg-burst", 20, "burst of lines allowed above --msg-rate")
 	f.Var(&o.sendQueue, "send-queue", "bytes queued for a client that is not reading before it is disconnected (e.g. 1MiB, 64KiB)")
+	f.DurationVar(&o.writeTimeout, "write-timeout", d.WriteTimeout, "disconnect a client whose socket takes no output for this long, even below --send-queue (0 = never)")
+	f.DurationVar(&o.stallMax, "stall-max", d.StallMax, "pacing: how long one read of a sender may be held back while its lines fill another client's queue past 3/4 (0 = no pacing)")
+	f.IntVar(&o.ipv6Prefix, "ipv6-prefix", d.IPv6PrefixLen, "with --max-conns-per-ip: count IPv6 clients per network of this prefix length (a host usually has a /64; 128 = per address)")
 	f.IntVar(&o.maxLine, "max-line", d.MaxLine, "longest accepted input line in bytes")
 	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 5*time.Second, "on SIGINT/SIGTERM, how long to let clients flush before closing")
 	f.DurationVar(&o.nickTimeout, "nick-timeout", d.NickTimeout, "close connections that choose no nickname within this time (0 = never)")
@@ -111,8 +121,12 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.DurationVar(&o.announceInterval, "announce-interval", 2*time.Second, "with --announce: time between beacons")
 	f.StringVar(&o.announceIface, "announce-iface", "", "with --announce: interface NAME or ADDR to send beacons on (default: the system's choice)")
 	f.StringVar(&o.tlsListen, "tls-listen", "", "also serve the chat over TLS 1.2+ on this address (e.g. :8443), into the same room")
-	f.StringVar(&o.tlsCert, "tls-cert", "", "with --tls-listen: PEM certificate file (the chain, leaf first)")
-	f.StringVar(&o.tlsKey, "tls-key", "", "with --tls-listen: PEM private key file")
+	f.StringVar(&o.tlsCert, "tls-cert", "", "with --tls-listen or --http-tls: PEM certificate file (the chain, leaf first)")
+	f.StringVar(&o.tlsKey, "tls-key", "", "with --tls-listen or --http-tls: PEM private key file")
+	f.StringVar(&o.httpAddr, "http", "", "serve the chat page and its WebSocket (/ws), /healthz and, without --metrics, /metrics on this address (e.g. :8080)")
+	f.BoolVar(&o.httpTLS, "http-tls", false, "with --http: serve https and wss with --tls-cert and --tls-key")
+	f.StringSliceVar(&o.httpAllowOrigin, "http-allow-origin", nil, "with --http: also accept WebSockets from pages of these origins (https://chat.example.org, *.example.org; default: the page's own origin only)")
+	f.StringSliceVar(&o.httpTrustedProxy, "http-trusted-proxy", nil, "with --http: take the client's address from X-Forwarded-For when the connection comes from these proxies (CIDR or address, e.g. 10.0.0.0/8,::1)")
 	return cmd
 }
 
@@ -141,6 +155,16 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	}
 	if o.history < 0 {
 		return usagef("--history must not be negative")
+	}
+	if o.writeTimeout < 0 || o.stallMax < 0 {
+		return usagef("--write-timeout and --stall-max must not be negative")
+	}
+	if o.ipv6Prefix != 0 && (o.ipv6Prefix < 16 || o.ipv6Prefix > 128) {
+		return usagef("--ipv6-prefix must be between 16 and 128")
+	}
+	webOpts, err := checkWebFlags(o)
+	if err != nil {
+		return err
 	}
 	tlsCfg, tlsAddr, err := serveTLSConfig(o, logger)
 	if err != nil {
@@ -195,6 +219,10 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		NickTimeout:   o.nickTimeout,
 		MaxLine:       o.maxLine,
 		SendQueue:     int(o.sendQueue),
+		WriteTimeout:  o.writeTimeout,
+		StallMax:      o.stallMax,
+		IPv6PrefixLen: o.ipv6Prefix,
+		WriteRate:     server.DefaultWriteRate,
 		Logger:        logger,
 	}
 	if cfg.KeepAlive == 0 {
@@ -202,8 +230,11 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	}
 
 	var metricsSrv *http.Server
-	if o.metricsAddr != "" {
-		reg := prometheus.NewRegistry()
+	// Without --metrics, the web listener serves /metrics.
+	var webMetrics http.Handler
+	var reg *prometheus.Registry
+	if o.metricsAddr != "" || webOpts.addr != "" {
+		reg = prometheus.NewRegistry()
 		reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		cfg.Metrics = server.NewMetrics(reg, room.Online)
 		if tr != nil {
@@ -217,6 +248,11 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 					Help: "Failed transcript writes, fsyncs or rotations.",
 				}, func() float64 { return float64(tr.WriteErrors()) }))
 		}
+		if o.metricsAddr == "" {
+			webMetrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+		}
+	}
+	if o.metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 		// Profiles are served next to the metrics: the address is the
@@ -282,6 +318,15 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		go func() { _ = ann.Run(actx) }()
 	}
 
+	webSrv, webDone, err := startWeb(o, webOpts, tlsCfg, webMetrics, srv, logger, listening)
+	if err != nil {
+		ln.Close()
+		if tln != nil {
+			tln.Close()
+		}
+		return err
+	}
+
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	serving := 1
@@ -293,12 +338,26 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	select {
 	case err := <-errc:
 		srv.Close()
+		if webSrv != nil {
+			webSrv.Close()
+		}
 		return err
+	case err := <-webDone:
+		srv.Close()
+		return fmt.Errorf("web page: %w", err)
 	case <-ctx.Done():
 	}
 	logger.Info("shutting down", "timeout", o.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
 	defer cancel()
+	if webSrv != nil {
+		// First, so that no new WebSocket session starts while the chat
+		// server ends the others.
+		if err := webSrv.Shutdown(sctx); err != nil {
+			webSrv.Close()
+		}
+		<-webDone
+	}
 	if err := srv.Shutdown(sctx); err != nil {
 		logger.Warn("shutdown timed out; closed remaining connections", "conns", srv.Conns())
 	}

@@ -15,10 +15,11 @@ type recorder struct {
 	lines []string
 }
 
-func (r *recorder) Deliver(l []byte) {
+func (r *recorder) Deliver(l []byte) <-chan struct{} {
 	r.mu.Lock()
 	r.lines = append(r.lines, string(l))
 	r.mu.Unlock()
+	return nil
 }
 
 func (r *recorder) take() []string {

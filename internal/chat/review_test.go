@@ -14,11 +14,12 @@ type signalSession struct {
 	welcomed chan struct{}
 }
 
-func (s *signalSession) Deliver(l []byte) {
+func (s *signalSession) Deliver(l []byte) <-chan struct{} {
 	s.recorder.Deliver(l)
 	if strings.HasPrefix(string(l), "* Welcome,") {
 		s.once.Do(func() { close(s.welcomed) })
 	}
+	return nil
 }
 
 // TestJoinDuringBroadcastGetsItOnce: a user who joins while a message is

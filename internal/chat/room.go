@@ -26,7 +26,14 @@ type Session interface {
 	// and must not modify it. Deliver must never block: a transport that
 	// cannot keep up drops the user (slow consumer) instead of stalling the
 	// sender.
-	Deliver(line []byte)
+	//
+	// Deliver returns nil, or, while the user is falling behind (its
+	// output queue is above a high-water mark), a channel that is closed
+	// once it has caught up. The room hands that channel to the transport
+	// of the user whose line caused the delivery (see User.Run), which may
+	// then stop reading that user for a moment: producer pacing, as
+	// nats-server stalls a fast producer.
+	Deliver(line []byte) (backlog <-chan struct{})
 }
 
 // Event is a public event, handed to Config.Record for the transcript.
@@ -136,6 +143,7 @@ type User struct {
 	gone bool // guarded by room.mu
 
 	limiter *rate.Limiter
+	lagMax  time.Duration // the longest delay flood control imposes before dropping
 	drops   [floodDrops]time.Time
 	dropIdx int
 }
@@ -158,6 +166,9 @@ func (r *Room) Join(s Session, nick string, info Info) (*User, error) {
 	u := &User{room: r, sess: s, info: info, nick: nick, fold: fold}
 	if r.cfg.MsgRate > 0 {
 		u.limiter = rate.NewLimiter(rate.Limit(r.cfg.MsgRate), r.cfg.MsgBurst)
+		// A burst's worth of lag (see Admit); the millisecond absorbs the
+		// limiter's rounding at exactly that boundary.
+		u.lagMax = time.Duration(float64(r.cfg.MsgBurst)/r.cfg.MsgRate*float64(time.Second)) + time.Millisecond
 	}
 
 	r.mu.Lock()
@@ -240,13 +251,24 @@ func (r *Room) batching(online int) bool {
 }
 
 // deliverLocked sends line to every joined user except skip; r.mu is held.
-func (r *Room) deliverLocked(skip *User, line string) {
-	b := []byte(line)
+// It returns the backlog of the first recipient that is falling behind.
+func (r *Room) deliverLocked(skip *User, line string) <-chan struct{} {
+	return r.fanout(skip, []byte(line))
+}
+
+// fanout hands line to every member but skip; r.mu is held (read or
+// write). It returns the backlog channel of the first recipient that
+// reported one: pacing waits for one laggard at a time, as nats-server's
+// stalledWait does.
+func (r *Room) fanout(skip *User, line []byte) (backlog <-chan struct{}) {
 	for _, m := range r.members {
 		if m != skip {
-			m.sess.Deliver(b)
+			if b := m.sess.Deliver(line); b != nil && backlog == nil {
+				backlog = b
+			}
 		}
 	}
+	return backlog
 }
 
 // presence adds a join or leave to the per-second summary that replaces
@@ -280,11 +302,7 @@ func (r *Room) flushPresence() {
 // deliverOthers hands line to every joined user except skip.
 func (r *Room) deliverOthers(skip *User, line []byte) {
 	r.mu.RLock()
-	for _, m := range r.members {
-		if m != skip {
-			m.sess.Deliver(line)
-		}
-	}
+	r.fanout(skip, line)
 	r.mu.RUnlock()
 }
 
@@ -310,15 +328,12 @@ func (r *Room) message(kind, nick, text string) {
 // publish keeps a public message from u and sends line to everybody else.
 // Both happen under the read lock, so a user who joins meanwhile gets the
 // message exactly once: in the history Join replays, or live, never both.
-func (r *Room) publish(u *User, kind, text string, line []byte) {
+func (r *Room) publish(u *User, kind, text string, line []byte) <-chan struct{} {
 	r.mu.RLock()
 	r.message(kind, u.nick, text)
-	for _, m := range r.members {
-		if m != u {
-			m.sess.Deliver(line)
-		}
-	}
+	backlog := r.fanout(u, line)
 	r.mu.RUnlock()
+	return backlog
 }
 
 // Seed loads past public messages (oldest first) into the recent history,
@@ -335,37 +350,100 @@ func (r *Room) Seed(events []Event) {
 // End says whether a session goes on after a line, and if not, why.
 type End uint8
 
-// Outcomes of User.Handle.
+// Outcomes of User.Handle and User.Run.
 const (
 	Stay  End = iota // keep going
 	Quit             // the user asked to leave
 	Flood            // the user was cut off for flooding
 )
 
-// Handle executes one input line from the user. The line must already be
-// sanitised (valid UTF-8, no control characters). When it returns anything
-// but Stay the user has already left the room and been sent their last
-// line; the transport should flush and close the connection.
-func (u *User) Handle(line string) End {
-	cmd := Parse(line)
-	if cmd.Op == OpNone {
-		return Stay
+// Verdict is flood control's decision on an input line (see User.Admit).
+type Verdict uint8
+
+// Verdicts of User.Admit.
+const (
+	RunNow   Verdict = iota // execute the line at once
+	RunLater                // execute it after the returned delay, in order
+	Dropped                 // dropped; the user has been told "! slow down"
+	Flooded                 // the user was cut off for flooding and has left
+)
+
+// Admit applies flood control to a line as it arrives (SPEC §2.4), and
+// Run executes it. They are separate so that a transport can decide on
+// every line the moment it is read but execute it later.
+//
+// Within the token bucket a line runs at once. A line over the rate is
+// not dropped while the excess is small: it is lagged (RunLater, with the
+// delay after which the bucket covers it), as IRC servers' "fakelag" lets
+// a pasted block through at the allowed pace. Only a line that would have
+// to wait longer than a whole burst's worth (MsgBurst/MsgRate) is dropped
+// with "! slow down", and floodDrops such drops within floodWindow
+// disconnect the user. So a 30-line paste arrives whole, paced, while 200
+// lines sent at once are mostly dropped and end in "! flooding".
+//
+// The transport must run lagged lines, and every line after them, in
+// order; the delays Admit returns for later lines already account for the
+// earlier ones.
+func (u *User) Admit(line string) (Verdict, time.Duration) {
+	if u.limiter == nil {
+		return RunNow, 0
 	}
+	cmd := Parse(line)
 	// Leaving always works, even without tokens (a user being told to
 	// slow down must still be able to /quit).
-	if u.limiter != nil && cmd.Op != OpQuit && !u.limiter.Allow() {
-		return u.dropped()
+	if cmd.Op == OpNone || cmd.Op == OpQuit {
+		return RunNow, 0
 	}
+	now := u.room.cfg.Now()
+	res := u.limiter.ReserveN(now, 1)
+	delay := res.DelayFrom(now)
+	switch {
+	case !res.OK() || delay > u.lagMax:
+		res.CancelAt(now)
+		if u.dropped() == Flood {
+			return Flooded, 0
+		}
+		return Dropped, 0
+	case delay > 0:
+		return RunLater, delay
+	}
+	return RunNow, 0
+}
+
+// Handle admits and runs one input line at once (it never lags: a line
+// over the rate is dropped). Transports use Admit and Run instead.
+func (u *User) Handle(line string) End {
+	switch v, _ := u.Admit(line); v {
+	case Dropped:
+		return Stay
+	case Flooded:
+		return Flood
+	}
+	end, _ := u.Run(line)
+	return end
+}
+
+// Run executes one input line that Admit accepted. The line must already
+// be sanitised (valid UTF-8, no control characters). When it returns
+// anything but Stay the user has already left the room and been sent
+// their last line; the transport should flush and close the connection.
+//
+// backlog, if not nil, is closed once a recipient that is falling behind
+// has caught up: the transport may stop reading this user's input until
+// then, within its own bounds (producer pacing).
+func (u *User) Run(line string) (end End, backlog <-chan struct{}) {
+	cmd := Parse(line)
 	r := u.room
 	switch cmd.Op {
+	case OpNone:
 	case OpBroadcast:
-		r.publish(u, KindMsg, cmd.Text, concat(u.nick, ": ", cmd.Text))
+		backlog = r.publish(u, KindMsg, cmd.Text, concat(u.nick, ": ", cmd.Text))
 	case OpMe:
-		r.publish(u, KindMe, cmd.Text, concat("* ", u.nick, " ", cmd.Text))
+		backlog = r.publish(u, KindMe, cmd.Text, concat("* ", u.nick, " ", cmd.Text))
 	case OpPrivate:
-		u.private(cmd.Arg, cmd.Text)
+		backlog = u.private(cmd.Arg, cmd.Text)
 	case OpNick:
-		u.rename(cmd.Arg)
+		backlog = u.rename(cmd.Arg)
 	case OpWho:
 		u.sess.Deliver([]byte(r.who()))
 	case OpHelp:
@@ -378,13 +456,13 @@ func (u *User) Handle(line string) End {
 	case OpQuit:
 		u.sess.Deliver([]byte("* bye"))
 		u.Leave(cmd.Text)
-		return Quit
+		return Quit, nil
 	case OpUnknown:
 		u.sess.Deliver([]byte("! unknown command: " + cmd.Arg + " (try /help)"))
 	case OpUsage:
 		u.sess.Deliver([]byte("! " + cmd.Text))
 	}
-	return Stay
+	return Stay, backlog
 }
 
 // Flood control (SPEC §2.4): this many dropped lines within floodWindow
@@ -408,7 +486,7 @@ func (u *User) dropped() End {
 	return Stay
 }
 
-func (u *User) private(to, text string) {
+func (u *User) private(to, text string) <-chan struct{} {
 	r := u.room
 	var target *User
 	if fold, err := FoldNick(to); err == nil {
@@ -418,33 +496,34 @@ func (u *User) private(to, text string) {
 	}
 	if target == nil {
 		u.sess.Deliver([]byte("! no such user: " + to))
-		return
+		return nil
 	}
 	r.mu.RLock()
 	toNick := target.nick
 	r.mu.RUnlock()
-	target.sess.Deliver(concat("[private] ", u.nick, ": ", text))
+	backlog := target.sess.Deliver(concat("[private] ", u.nick, ": ", text))
 	u.sess.Deliver(concat("[private to ", toNick, "] ", text))
+	return backlog
 }
 
-func (u *User) rename(nick string) {
+func (u *User) rename(nick string) <-chan struct{} {
 	fold, err := FoldNick(nick)
 	if err != nil {
 		u.sess.Deliver([]byte("! " + err.Error()))
-		return
+		return nil
 	}
 	r := u.room
 	r.mu.Lock()
 	if other, taken := r.byFold[fold]; taken && other != u {
 		r.mu.Unlock()
 		u.sess.Deliver([]byte("! " + (&NickError{Nick: nick, Taken: true}).Error()))
-		return
+		return nil
 	}
 	old := u.nick
 	if old == nick {
 		r.mu.Unlock()
 		u.sess.Deliver([]byte("! you are already " + nick))
-		return
+		return nil
 	}
 	delete(r.byFold, u.fold)
 	r.byFold[fold] = u
@@ -452,8 +531,9 @@ func (u *User) rename(nick string) {
 	// Recorded and announced under the lock, as joins and leaves are, so
 	// nobody who joins meanwhile sees a rename of someone they never saw.
 	r.record(KindNick, old, nick)
-	r.deliverLocked(nil, "* "+old+" is now known as "+nick)
+	backlog := r.deliverLocked(nil, "* "+old+" is now known as "+nick)
 	r.mu.Unlock()
+	return backlog
 }
 
 func (r *Room) who() string {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -227,4 +228,35 @@ func TestHalfCloseAnswersEverything(t *testing.T) {
 	if strings.Join(lines, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("got %q, want %q", lines, want)
 	}
+}
+
+// TestNoticeBatching: above NoticeBatchAbove users, joins and leaves are
+// summed into at most one line per second (SPEC §2.4), in the exact
+// format scripts match, and the single notices stop.
+func TestNoticeBatching(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(rc *chat.Config, _ *Config) { rc.NoticeBatchAbove = 2 })
+	cs := s.joinAll(t, "alice", "bob")
+	alice := cs[0]
+	// Above 2 online: carol and dave join, bob leaves; nothing single.
+	s.join(t, "carol")
+	s.join(t, "dave")
+	cs[1].send("/quit")
+	cs[1].expectClosed()
+	re := regexp.MustCompile(`^\* (\d+) joined, (\d+) left \((\d+) online\)$`)
+	joined, left := 0, 0
+	for joined < 2 || left < 1 {
+		l := alice.readLine()
+		m := re.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("alice got %q, want a summary notice", l)
+		}
+		j, _ := strconv.Atoi(m[1])
+		lf, _ := strconv.Atoi(m[2])
+		joined, left = joined+j, left+lf
+	}
+	if joined != 2 || left != 1 {
+		t.Fatalf("summaries add up to %d joined, %d left; want 2 and 1", joined, left)
+	}
+	alice.expectNothing()
 }

@@ -19,10 +19,11 @@ type recorder struct {
 	lines []string
 }
 
-func (r *recorder) Deliver(l []byte) {
+func (r *recorder) Deliver(l []byte) <-chan struct{} {
 	r.mu.Lock()
 	r.lines = append(r.lines, string(l))
 	r.mu.Unlock()
+	return nil
 }
 
 // controlFree reports whether s is valid UTF-8 without control characters

@@ -250,6 +250,7 @@ func TestInputHygiene(t *testing.T) {
 	}
 	// A line that is nothing but controls is empty after cleaning: ignored.
 	alice.write([]byte("\x1b\x07\x00\r\n"))
+	alice.expectNothing()
 	bob.expectNothing()
 	// Controls are removed from the nickname too, and from /me and /msg.
 	alice.send("/me waves\x1b[5m", "/msg bob \x1b[1mbold")
@@ -429,17 +430,20 @@ func TestIdleTimeout(t *testing.T) {
 	waitFor(t, "all connections to end", func() bool { return s.Conns() == 0 })
 }
 
+// TestMsgRateFlood: lines sent at once beyond the burst and a burst's
+// worth of lag are dropped with "! slow down", and the third drop within
+// 10s is flooding (SPEC §2.4): the lagged lines are never relayed.
 func TestMsgRateFlood(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, func(rc *chat.Config, sc *Config) {
-		// One token a second: nothing refills during the test.
+		// One token a second: 3 at once, 3 lagged, then drops.
 		rc.MsgRate, rc.MsgBurst = 1, 3
 		sc.Metrics = newTestMetrics()
 	})
 	alice, bob := s.pair(t)
 	// Blank lines are free.
 	alice.send("", "", "", "", "")
-	alice.send("1", "2", "3", "4", "5", "6", "7")
+	alice.send("1", "2", "3", "4", "5", "6", "7", "8", "9")
 	for _, want := range []string{"alice: 1", "alice: 2", "alice: 3", "* alice left (1 online)"} {
 		bob.expect(want)
 	}
@@ -448,26 +452,80 @@ func TestMsgRateFlood(t *testing.T) {
 	if strings.Join(lines, "|") != strings.Join(want, "|") {
 		t.Fatalf("alice got %q, want %q", lines, want)
 	}
-	bob.expectNothing()
+	bob.send("/who")
+	bob.expect("* 1 online: bob")
 	if got := counterValue(t, s.cfg.Metrics.floods); got != 1 {
 		t.Fatalf("flood disconnects = %v, want 1", got)
 	}
 }
 
-func TestMsgRateSlowDownOnly(t *testing.T) {
+// TestMsgRateLagsThenDrops: a small excess is lagged and relayed in order,
+// more is dropped with "! slow down", and two drops are not flooding.
+func TestMsgRateLagsThenDrops(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, func(rc *chat.Config, _ *Config) { rc.MsgRate, rc.MsgBurst = 1, 2 })
+	// 10 lines/s, a burst of 2: 2 at once, 2 lagged by 100 and 200 ms.
+	s := startServer(t, func(rc *chat.Config, _ *Config) { rc.MsgRate, rc.MsgBurst = 10, 2 })
 	alice, bob := s.pair(t)
-	alice.send("1", "2", "3", "4")
+	alice.send("1", "2", "3", "4", "5", "6")
 	alice.expect("! slow down")
 	alice.expect("! slow down")
-	bob.expect("alice: 1")
-	bob.expect("alice: 2")
-	// Two drops are not flooding: alice stays.
-	alice.expectNothing()
-	bob.expectNothing()
-	if n := s.Room().Online(); n != 2 {
-		t.Fatalf("%d online, want 2", n)
+	for _, want := range []string{"alice: 1", "alice: 2", "alice: 3", "alice: 4"} {
+		bob.expect(want)
+	}
+	// Alice was not cut off: she can still leave, and she is the one
+	// leaving.
+	alice.send("/quit")
+	if lines := alice.expectClosed(); strings.Join(lines, "|") != "* bye" {
+		t.Fatalf("alice got %q, want [* bye]", lines)
+	}
+	bob.expect("* alice left (1 online)")
+}
+
+// TestPasteArrivesWhole: with the default limits (10/s, burst 20) a
+// 30-line paste is relayed whole and in order, while 200 lines at once
+// still end in "! flooding" with most of them never relayed.
+func TestPasteArrivesWhole(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(rc *chat.Config, _ *Config) { rc.MsgRate, rc.MsgBurst, rc.History = 10, 20, 0 })
+	alice, bob := s.pair(t)
+	var paste strings.Builder
+	for i := range 30 {
+		paste.WriteString("log line " + itoa(i) + "\n")
+	}
+	alice.write([]byte(paste.String()))
+	for i := range 30 {
+		bob.expect("alice: log line " + itoa(i))
+	}
+	alice.send("/whoami")
+	if l := alice.readLine(); !strings.HasPrefix(l, "* you are alice") {
+		t.Fatalf("alice got %q after her paste, want her /whoami reply (nothing dropped)", l)
+	}
+
+	carol := s.join(t, "carol")
+	alice.expect("* carol joined (3 online)")
+	bob.expect("* carol joined (3 online)")
+	var flood strings.Builder
+	for i := range 200 {
+		flood.WriteString("spam " + itoa(i) + "\n")
+	}
+	carol.write([]byte(flood.String()))
+	lines := carol.expectClosed()
+	if len(lines) < 3 || lines[0] != "! slow down" || lines[len(lines)-1] != "! flooding" {
+		t.Fatalf("the flooder got %q, want ! slow down … ! flooding", lines)
+	}
+	relayed := 0
+	for {
+		l := bob.readLine()
+		if l == "* carol left (2 online)" {
+			break
+		}
+		if l != "carol: spam "+itoa(relayed) {
+			t.Fatalf("bob got %q, want spam %d or the leave notice", l, relayed)
+		}
+		relayed++
+	}
+	if relayed > 100 {
+		t.Fatalf("%d of 200 flood lines relayed, want most of them dropped", relayed)
 	}
 }
 
@@ -597,15 +655,19 @@ func TestQuitWhileRateLimited(t *testing.T) {
 			t.Parallel()
 			s := startServer(t, func(rc *chat.Config, _ *Config) { rc.MsgRate, rc.MsgBurst = 0.1, 1 })
 			alice, bob := s.pair(t)
-			alice.send("a", "b")
+			// a runs, b is lagged by 10s, c is dropped.
+			alice.send("a", "b", "c")
 			bob.expect("alice: a")
 			alice.expect("! slow down")
 			alice.write(tc.quit)
+			// Leaving is never lagged: the lagged line goes first.
 			if lines := alice.expectClosed(); strings.Join(lines, "|") != "* bye" {
 				t.Fatalf("alice got %q, want [* bye]", lines)
 			}
+			bob.expect("alice: b")
 			bob.expect("* alice left (1 online)")
-			bob.expectNothing()
+			bob.send("/who")
+			bob.expect("* 1 online: bob")
 		})
 	}
 }

@@ -17,7 +17,7 @@ func (s *testServer) serverSocket(t *testing.T) net.Conn {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for c := range s.conns {
-			nc = c.nc
+			nc = c.out.w
 		}
 		return nc != nil
 	})

@@ -19,6 +19,9 @@ type Metrics struct {
 	bytesOut      prometheus.Counter
 	slowConsumers prometheus.Counter
 	floods        prometheus.Counter
+	stalls        prometheus.Counter
+	writes        prometheus.Counter
+	sweeps        prometheus.Counter
 	latency       prometheus.Histogram
 }
 
@@ -48,15 +51,26 @@ func NewMetrics(reg prometheus.Registerer, online func() int) *Metrics {
 			Name: "netchat_bytes_out_total", Help: "Bytes written to clients.",
 		}),
 		slowConsumers: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netchat_slow_consumer_disconnects_total", Help: "Clients cut off because their send queue overflowed.",
+			Name: "netchat_slow_consumer_disconnects_total",
+			Help: "Clients cut off because their send queue overflowed or their socket took nothing for --write-timeout.",
+		}),
+		stalls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netchat_stalls_total",
+			Help: "Times a sender's input was paused because its lines filled another client's queue past three quarters (producer pacing).",
+		}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netchat_writes_total", Help: "Write system calls to clients (deliveries / writes = lines per write).",
+		}),
+		sweeps: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netchat_flush_sweeps_total", Help: "Flusher sweeps over the clients with pending output.",
 		}),
 		floods: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netchat_flood_disconnects_total", Help: "Clients cut off for flooding.",
 		}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "netchat_delivery_latency_seconds",
-			Help: "Time from queueing a line for a client to the end of the write that sent it; " +
-				"observed once per write batch, for the oldest line in the batch.",
+			Help: "Time from queueing a line for a client to the end of the write that emptied the client's queue; " +
+				"observed once per emptied queue, for the oldest line in it.",
 			Buckets: prometheus.ExponentialBuckets(25e-6, 2.5, 12),
 		}),
 	}
@@ -64,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer, online func() int) *Metrics {
 		m.rejections.WithLabelValues(r)
 	}
 	reg.MustRegister(m.connsOpen, m.connsTotal, m.rejections, m.linesIn, m.bytesIn,
-		m.deliveries, m.bytesOut, m.slowConsumers, m.floods, m.latency,
+		m.deliveries, m.bytesOut, m.slowConsumers, m.floods, m.stalls, m.writes, m.sweeps, m.latency,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "netchat_users_online", Help: "Users joined to the room.",
 		}, func() float64 { return float64(online()) }))
@@ -102,15 +116,33 @@ func (m *Metrics) lineIn(n int) {
 	}
 }
 
-// wrote records one write batch: lines and bytes, and the age of its
-// oldest line.
-func (m *Metrics) wrote(lines, bytes int, oldest time.Time) {
+// wrote records lines written completely, and the age of the oldest.
+func (m *Metrics) wrote(lines int, oldest time.Time) {
 	if m != nil {
 		m.deliveries.Add(float64(lines))
-		m.bytesOut.Add(float64(bytes))
 		if !oldest.IsZero() {
 			m.latency.Observe(time.Since(oldest).Seconds())
 		}
+	}
+}
+
+// wroteBytes records one write that sent n bytes.
+func (m *Metrics) wroteBytes(n int) {
+	if m != nil {
+		m.writes.Inc()
+		m.bytesOut.Add(float64(n))
+	}
+}
+
+func (m *Metrics) sweep(int) {
+	if m != nil {
+		m.sweeps.Inc()
+	}
+}
+
+func (m *Metrics) stall() {
+	if m != nil {
+		m.stalls.Inc()
 	}
 }
 

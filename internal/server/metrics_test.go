@@ -25,7 +25,10 @@ func TestMetricsNilRecordsNothing(t *testing.T) {
 	m.connClosed()
 	m.rejected("per_ip_limit")
 	m.lineIn(5)
-	m.wrote(1, 7, time.Now())
+	m.wrote(1, time.Now())
+	m.wroteBytes(7)
+	m.sweep(3)
+	m.stall()
 	m.slowConsumer()
 	m.flood()
 }

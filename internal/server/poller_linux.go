@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"os"
 	"sync"
 	"syscall"
@@ -21,16 +22,18 @@ type poller struct {
 	file   *os.File
 	rc     syscall.RawConn
 	events []unix.EpollEvent
-	batch  []*conn
+	batch  []*tcpConn
 	buf    []byte
 	clean  []byte // scratch for sanitised lines, lent to each connection in turn
+	log    *slog.Logger
 
-	mu    sync.Mutex
-	conns map[uint64]*conn // by registration id, carried in the epoll event
-	next  uint64
+	mu     sync.Mutex
+	conns  map[uint64]*tcpConn // by registration id, carried in the epoll event
+	next   uint64
+	closed bool
 }
 
-func newPoller() (*poller, error) {
+func newPoller(log *slog.Logger) (*poller, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -51,44 +54,61 @@ func newPoller() (*poller, error) {
 		rc:     rc,
 		events: make([]unix.EpollEvent, 256),
 		buf:    make([]byte, 16<<10),
-		conns:  make(map[uint64]*conn),
+		log:    log,
+		conns:  make(map[uint64]*tcpConn),
 	}, nil
 }
 
 // add registers c; from then on run delivers its input.
-func (p *poller) add(c *conn) error {
+func (p *poller) add(c *tcpConn) error {
 	p.mu.Lock()
 	p.next++
 	id := p.next
 	p.conns[id] = c
 	p.mu.Unlock()
 	c.pollID = id
+	if err := p.ctl(c, unix.EPOLL_CTL_ADD); err != nil {
+		p.mu.Lock()
+		delete(p.conns, id)
+		p.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// ctl adds c's socket to the epoll set or deletes it.
+func (p *poller) ctl(c *tcpConn, op int) error {
 	// The event carries the registration id, never the fd or a pointer: a
 	// closed fd's number is reused by the next accept, and a stale event
 	// must not reach the new connection.
+	id := c.pollID
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
 	var cerr error
 	err := c.rc.Control(func(fd uintptr) {
-		cerr = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, int(fd), &ev)
+		cerr = unix.EpollCtl(p.epfd, op, int(fd), &ev)
 	})
 	if err == nil {
 		err = cerr
 	}
 	if err != nil {
-		p.mu.Lock()
-		delete(p.conns, id)
-		p.mu.Unlock()
 		return os.NewSyscallError("epoll_ctl", err)
 	}
 	return nil
 }
 
+// disarm stops c's input events while it is paused; arm restarts them.
+// The registration stays, so events already collected still find c (and
+// c ignores them while paused).
+func (p *poller) disarm(c *tcpConn) { _ = p.ctl(c, unix.EPOLL_CTL_DEL) }
+
+func (p *poller) arm(c *tcpConn) error { return p.ctl(c, unix.EPOLL_CTL_ADD) }
+
 // remove unregisters c. A socket that is already closed has left the epoll
 // set by itself; only the id needs forgetting.
-func (p *poller) remove(c *conn) {
-	_ = c.rc.Control(func(fd uintptr) {
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
-	})
+func (p *poller) remove(c *tcpConn) {
+	if !c.off {
+		_ = p.ctl(c, unix.EPOLL_CTL_DEL)
+	}
 	p.mu.Lock()
 	delete(p.conns, c.pollID)
 	p.mu.Unlock()
@@ -107,6 +127,7 @@ func (p *poller) run() {
 			return n > 0 || werr != nil
 		})
 		if err != nil || werr != nil {
+			p.failed(err, werr)
 			return
 		}
 		p.mu.Lock()
@@ -126,4 +147,32 @@ func (p *poller) run() {
 	}
 }
 
-func (p *poller) close() { _ = p.file.Close() }
+// failed handles a poller whose wait failed. On shutdown that is its
+// closing; otherwise it is logged, and its connections, which nobody would
+// read any more, are closed (each session ends with its leave notice).
+func (p *poller) failed(err, werr error) {
+	p.mu.Lock()
+	closed := p.closed
+	conns := make([]*tcpConn, 0, len(p.conns))
+	for _, c := range p.conns {
+		conns = append(conns, c)
+	}
+	p.mu.Unlock()
+	if closed {
+		return
+	}
+	if err == nil {
+		err = os.NewSyscallError("epoll_wait", werr)
+	}
+	p.log.Error("poller failed; closing its connections", "err", err, "conns", len(conns))
+	for _, c := range conns {
+		c.s.out.kill("poller failed")
+	}
+}
+
+func (p *poller) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	_ = p.file.Close()
+}

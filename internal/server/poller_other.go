@@ -2,14 +2,21 @@
 
 package server
 
-import "errors"
+import (
+	"errors"
+	"log/slog"
+)
 
 // poller is only implemented on Linux; elsewhere every connection has a
 // reader goroutine.
 type poller struct{}
 
-func newPoller() (*poller, error) { return nil, errors.New("no poller on this system") }
-func (p *poller) add(*conn) error { return errors.New("no poller on this system") }
-func (p *poller) remove(*conn)    {}
-func (p *poller) run()            {}
-func (p *poller) close()          {}
+var errNoPoller = errors.New("no poller on this system")
+
+func newPoller(*slog.Logger) (*poller, error) { return nil, errNoPoller }
+func (p *poller) add(*tcpConn) error          { return errNoPoller }
+func (p *poller) arm(*tcpConn) error          { return errNoPoller }
+func (p *poller) disarm(*tcpConn)             {}
+func (p *poller) remove(*tcpConn)             {}
+func (p *poller) run()                        {}
+func (p *poller) close()                      {}

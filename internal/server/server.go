@@ -1,15 +1,20 @@
-// Package server serves the chat room over TCP (and TLS): it accepts
-// connections, enforces the connection limits of SPEC §2.4, and runs one
-// session per connection that adapts the byte stream to the chat package.
+// Package server serves the chat room over TCP and TLS (and, through
+// internal/web, WebSocket): it accepts connections, enforces the limits of
+// SPEC §2.4, and runs one session per client.
 //
-// Connection model. Each connection has one goroutine, its reader, which
-// parses input and runs the user's commands synchronously. Output never
-// blocks anybody: chat.Session.Deliver appends to the connection's pending
-// bytes and, if no writer is running for the connection, starts one. The
-// writer drains everything pending with one write per batch and exits when
-// the queue is empty, so an idle connection owns no writer goroutine and no
-// output buffer. A client whose pending bytes pass Config.SendQueue is cut
-// off as a slow consumer; the sender never waits for it.
+// Model. A session (session.go) is line-oriented and the same for every
+// transport: the nickname step, commands, flood control, pacing, timeouts
+// and the ending. Transports turn bytes into lines: plain TCP connections
+// are read by per-CPU epoll pollers (no goroutine per idle connection),
+// TLS and WebSocket connections by a reader goroutine each (tcp.go).
+//
+// Output never blocks anybody: chat.Session.Deliver appends to the
+// client's output queue, and flushers write the queues of all clients in
+// sweeps, one vector write per client per sweep, so that a busy room's
+// writes carry many lines (output.go). A client whose queue passes
+// Config.SendQueue, or whose socket takes nothing for Config.WriteTimeout,
+// is cut off as a slow consumer; before that, a sender whose lines fill a
+// queue past three quarters is briefly not read (producer pacing).
 package server
 
 import (
@@ -18,7 +23,9 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,18 +36,35 @@ import (
 // Config holds the server's limits. Zero values mean the SPEC defaults
 // where a default exists (see Defaults).
 type Config struct {
-	MaxConns      int           // 0: no limit
-	MaxConnsPerIP int           // 0: no limit
+	MaxConns      int // 0: no limit
+	MaxConnsPerIP int // 0: no limit
+	// IPv6PrefixLen is the network size the per-IP limit counts IPv6
+	// clients by: one host usually has a whole /64. 0 means 64; 128
+	// counts every address.
+	IPv6PrefixLen int
 	IdleTimeout   time.Duration // 0: off
 	KeepAlive     time.Duration // TCP keepalive period; 0 or negative disables
 	NickTimeout   time.Duration // 0: off
 	MaxLine       int           // bytes
 	SendQueue     int           // bytes
-	Logger        *slog.Logger
-	Metrics       *Metrics // nil: no metrics
+	// WriteTimeout: a client whose socket takes nothing for this long
+	// while output is pending is a slow consumer. 0: off.
+	WriteTimeout time.Duration
+	// StallMax bounds producer pacing: the time one read of a sender may
+	// be held back because its lines fill other clients' queues. 0: no
+	// pacing.
+	StallMax time.Duration
+	// WriteRate is the flushers' budget of writes per second under load
+	// (see flusher.run); 0: unpaced.
+	WriteRate float64
+	Logger    *slog.Logger
+	Metrics   *Metrics // nil: no metrics
 
 	// testHookLine, if set, sees every raw input line first (tests only).
 	testHookLine func(line []byte)
+	// testHookStall, if set, sees every stall: its bound, and how much of
+	// the read's stall budget earlier stalls had spent (tests only).
+	testHookStall func(ttl, spent time.Duration)
 }
 
 // Defaults returns the configuration of SPEC §2.4.
@@ -48,12 +72,20 @@ func Defaults() Config {
 	return Config{
 		MaxConns:      10000,
 		MaxConnsPerIP: 64,
+		IPv6PrefixLen: 64,
 		KeepAlive:     60 * time.Second,
 		NickTimeout:   60 * time.Second,
 		MaxLine:       4096,
 		SendQueue:     1 << 20,
+		WriteTimeout:  10 * time.Second,
+		StallMax:      10 * time.Millisecond,
+		WriteRate:     DefaultWriteRate,
 	}
 }
+
+// DefaultWriteRate is the flushers' default write budget; see
+// docs/BENCHMARKS.md for the measurements behind it.
+const DefaultWriteRate = 0
 
 // maxRejecting bounds the refusals being written at once.
 const maxRejecting = 256
@@ -72,21 +104,27 @@ type Server struct {
 	log  *slog.Logger
 	m    *Metrics
 
+	stallMax  time.Duration
+	writeRate float64 // per flusher
+
 	inShutdown atomic.Bool
 	rejecting  atomic.Int32 // refusals being written
 	active     atomic.Int64 // open connections
 
-	pollOnce sync.Once
+	ioOnce   sync.Once
 	pollers  []*poller // nil where polling is unavailable
-	pollNext atomic.Uint32
+	flushers []*flusher
+	ioNext   atomic.Uint32
 
 	sweepOnce sync.Once
 	done      chan struct{} // closed by Shutdown and Close
+	ioDone    chan struct{} // closed once no connection needs a flusher
+	ioClosed  sync.Once
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	perIP     map[netip.Addr]int
+	conns     map[*session]struct{}
+	perIP     map[netip.Prefix]int
 	idle      chan struct{} // closed when conns becomes empty during shutdown
 }
 
@@ -99,39 +137,75 @@ func New(room *chat.Room, cfg Config) *Server {
 	if cfg.SendQueue <= 0 {
 		cfg.SendQueue = d.SendQueue
 	}
+	if cfg.IPv6PrefixLen <= 0 || cfg.IPv6PrefixLen > 128 {
+		cfg.IPv6PrefixLen = 64
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Server{
+	srv := &Server{
 		cfg:       cfg,
 		room:      room,
 		log:       cfg.Logger,
 		m:         cfg.Metrics,
+		stallMax:  max(cfg.StallMax, 0),
 		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*conn]struct{}),
-		perIP:     make(map[netip.Addr]int),
+		conns:     make(map[*session]struct{}),
+		perIP:     make(map[netip.Prefix]int),
 		done:      make(chan struct{}),
+		ioDone:    make(chan struct{}),
 	}
+	if rate := os.Getenv("NETCHAT_WRITE_RATE"); rate != "" {
+		// An experiment knob for benchmarks (docs/BENCHMARKS.md).
+		if r, err := strconv.ParseFloat(rate, 64); err == nil {
+			cfg.WriteRate = r
+		}
+	}
+	srv.writeRate = cfg.WriteRate / float64(runtime.GOMAXPROCS(0))
+	return srv
 }
 
-// pollerFor picks the poller for a new plain TCP connection, creating one
-// poller per CPU on first use; nil means "use a reader goroutine".
-func (s *Server) pollerFor() *poller {
-	s.pollOnce.Do(func() {
+// ioFor picks the poller and the flusher for a new connection, creating
+// one of each per CPU on first use. The poller is nil where polling is
+// unavailable ("use a reader goroutine").
+func (s *Server) ioFor() (*poller, *flusher) {
+	s.ioOnce.Do(func() {
 		for range runtime.GOMAXPROCS(0) {
-			p, err := newPoller()
+			f := newFlusher(s)
+			s.flushers = append(s.flushers, f)
+			go f.run()
+			if !rawIO {
+				continue
+			}
+			p, err := newPoller(s.log)
 			if err != nil {
 				s.log.Debug("no poller, using a goroutine per connection", "err", err)
-				break
+				continue
 			}
 			s.pollers = append(s.pollers, p)
 			go p.run()
 		}
 	})
-	if len(s.pollers) == 0 {
-		return nil
+	i := s.ioNext.Add(1)
+	var p *poller
+	if len(s.pollers) > 0 {
+		p = s.pollers[i%uint32(len(s.pollers))]
 	}
-	return s.pollers[s.pollNext.Add(1)%uint32(len(s.pollers))]
+	return p, s.flushers[i%uint32(len(s.flushers))]
+}
+
+// ipKey is what the per-IP limit counts a client address by: the address,
+// or for IPv6 its network of Config.IPv6PrefixLen bits.
+func (s *Server) ipKey(ip netip.Addr) netip.Prefix {
+	bits := ip.BitLen()
+	if ip.Is6() {
+		bits = s.cfg.IPv6PrefixLen
+	}
+	p, err := ip.Prefix(bits)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	return p
 }
 
 // sweep enforces the nickname and idle timeouts. One sweeper for all
@@ -148,7 +222,7 @@ func (s *Server) sweep() {
 	tick := min(max(shortest/8, 5*time.Millisecond), time.Second)
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	var conns []*conn
+	var conns []*session
 	for {
 		select {
 		case <-s.done:
@@ -254,24 +328,12 @@ func (s *Server) trackListener(ln net.Listener, add bool) bool {
 }
 
 // accept admits or rejects a new connection. It runs on the accept loop, so
-// it does only bookkeeping; the session runs on its own goroutine.
+// it does only bookkeeping; the session runs elsewhere.
 func (s *Server) accept(nc net.Conn) {
-	s.m.connAccepted()
+	c := newTCPConn(s, nc)
 	ip := addrIP(nc.RemoteAddr())
-	var reason, msg string
-	s.mu.Lock()
-	switch {
-	case s.inShutdown.Load():
-		reason, msg = "shutdown", "! server shutting down"
-	case s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns:
-		reason, msg = "server_full", "! server full, try again later"
-	case s.cfg.MaxConnsPerIP > 0 && s.perIP[ip] >= s.cfg.MaxConnsPerIP:
-		reason, msg = "per_ip_limit", "! too many connections from your address"
-	}
-	if reason != "" {
-		s.mu.Unlock()
-		s.m.rejected(reason)
-		s.log.Info("connection rejected", "remote", nc.RemoteAddr().String(), "reason", reason)
+	sess, msg := s.admit(c, ip, nc.RemoteAddr().String())
+	if sess == nil {
 		if s.rejecting.Add(1) > maxRejecting {
 			// A storm of refused connections: hang up without a word
 			// rather than spend a goroutine on each.
@@ -285,29 +347,61 @@ func (s *Server) accept(nc net.Conn) {
 		}()
 		return
 	}
-	c := newConn(s, nc, ip)
+	s.prepareTCP(c, sess)
+	c.start()
+}
+
+// prepareTCP gives a new TCP connection its poller and flusher.
+func (s *Server) prepareTCP(c *tcpConn, sess *session) {
+	poll, fl := s.ioFor()
 	if c.rc != nil {
-		c.poll = s.pollerFor()
+		c.poll = poll
 	}
-	s.conns[c] = struct{}{}
-	s.perIP[ip]++
+	c.attach(sess, fl)
+}
+
+// admit applies the connection limits to a new client at ip and, if it
+// is admitted, registers a session for it on transport t; otherwise it
+// returns the line that tells the client why not.
+func (s *Server) admit(t transport, ip netip.Addr, remote string) (*session, string) {
+	s.m.connAccepted()
+	key := s.ipKey(ip)
+	var reason, msg string
+	s.mu.Lock()
+	switch {
+	case s.inShutdown.Load():
+		reason, msg = "shutdown", "! server shutting down"
+	case s.cfg.MaxConns > 0 && len(s.conns) >= s.cfg.MaxConns:
+		reason, msg = "server_full", "! server full, try again later"
+	case s.cfg.MaxConnsPerIP > 0 && s.perIP[key] >= s.cfg.MaxConnsPerIP:
+		reason, msg = "per_ip_limit", "! too many connections from your address"
+	}
+	if reason != "" {
+		s.mu.Unlock()
+		s.m.rejected(reason)
+		s.log.Info("connection rejected", "remote", remote, "reason", reason)
+		return nil, msg
+	}
+	sess := newSession(s, t, key, remote)
+	s.conns[sess] = struct{}{}
+	s.perIP[key]++
 	s.mu.Unlock()
 	s.active.Add(1)
 	s.m.connOpened()
 	s.sweepOnce.Do(func() { go s.sweep() })
-	c.start()
+	return sess, ""
 }
 
-func (s *Server) forget(c *conn) {
+func (s *Server) forget(c *session) {
 	// Counted down first, so that Conns is 0 once Shutdown has returned.
 	s.active.Add(-1)
 	s.m.connClosed()
 	s.mu.Lock()
 	delete(s.conns, c)
-	if n := s.perIP[c.ip] - 1; n > 0 {
-		s.perIP[c.ip] = n
+	if n := s.perIP[c.ipKey] - 1; n > 0 {
+		s.perIP[c.ipKey] = n
 	} else {
-		delete(s.perIP, c.ip)
+		delete(s.perIP, c.ipKey)
 	}
 	if len(s.conns) == 0 && s.idle != nil {
 		close(s.idle)
@@ -361,7 +455,7 @@ func (s *Server) Close() error {
 	conns := s.stopAccepting(nil)
 	s.stopBackground()
 	for _, c := range conns {
-		c.kill("server closed")
+		c.out.kill("server closed")
 	}
 	s.closePollers()
 	return nil
@@ -369,7 +463,7 @@ func (s *Server) Close() error {
 
 // stopAccepting closes the listeners and returns the open connections;
 // also, if not nil, runs with s.mu held.
-func (s *Server) stopAccepting(also func()) []*conn {
+func (s *Server) stopAccepting(also func()) []*session {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inShutdown.Store(true)
@@ -377,7 +471,7 @@ func (s *Server) stopAccepting(also func()) []*conn {
 		_ = ln.Close()
 		delete(s.listeners, ln)
 	}
-	conns := make([]*conn, 0, len(s.conns))
+	conns := make([]*session, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
@@ -401,10 +495,11 @@ func (s *Server) stopBackground() {
 // that still has connections (Close does not wait for them) is closed all
 // the same: those connections are already dead.
 func (s *Server) closePollers() {
-	s.pollOnce.Do(func() {}) // no pollers may be created after this
+	s.ioOnce.Do(func() {}) // no pollers may be created after this
 	for _, p := range s.pollers {
 		p.close()
 	}
+	s.ioClosed.Do(func() { close(s.ioDone) })
 }
 
 func addrIP(a net.Addr) netip.Addr {

@@ -315,11 +315,13 @@ streamed:
 	alice.expect("mallory: done")
 	bob.expect("mallory: done")
 	sample()
-	// mallory got the chat too, and one "line too long".
+	// mallory got the chat too, and one "line too long", all before the
+	// reply to a probe she sends now.
+	m.send("/whoami")
 	tooLong := 0
 	for {
-		l, err := m.tryReadLine(quiet)
-		if err != nil {
+		l := m.readLine()
+		if strings.HasPrefix(l, "* you are mallory") {
 			break
 		}
 		if l == "! line too long (max 4096 bytes)" {
