@@ -105,10 +105,17 @@ func TestBenchCmdErrors(t *testing.T) {
 // (--msg-rate 10, --max-conns-per-ip 64, ...) and returns its address.
 func startDefaultServe(t *testing.T) string {
 	t.Helper()
+	return startServeCmd(t, "chat server listening")
+}
+
+// startServeCmd runs `netchat serve -l 127.0.0.1:0 ARGS...` and returns
+// the address of the log line msg.
+func startServeCmd(t *testing.T, msg string, args ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncbuf.Buffer
 	serve := newServeCmd()
-	serve.SetArgs([]string{"-l", "127.0.0.1:0", "--log-format", "json"})
+	serve.SetArgs(append([]string{"-l", "127.0.0.1:0", "--log-format", "json"}, args...))
 	serve.SetOut(&logs)
 	serve.SetErr(&logs)
 	done := make(chan error, 1)
@@ -117,7 +124,7 @@ func startDefaultServe(t *testing.T) string {
 		cancel()
 		<-done
 	})
-	re := regexp.MustCompile(`"msg":"chat server listening","addr":"([^"]+)"`)
+	re := regexp.MustCompile(`"msg":"` + msg + `","addr":"([^"]+)"`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		if m := re.FindStringSubmatch(logs.String()); m != nil {
@@ -182,5 +189,26 @@ func TestBenchCmdWebSocketAddress(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.As(err, &ue) != tc.usage {
 			t.Errorf("%v: error %v, want %q (usage error %v)", tc.args, err, tc.want, tc.usage)
 		}
+	}
+}
+
+// TestBenchCmdNetchatWebSocket measures netchat's own /ws (serve --http)
+// over WebSocket.
+func TestBenchCmdNetchatWebSocket(t *testing.T) {
+	t.Parallel()
+	addr := startServeCmd(t, "web page listening", "--http", "127.0.0.1:0", "--msg-rate", "0", "--max-conns-per-ip", "0")
+	stdout, stderr, err := execSub(t.Context(), newBenchCmd(), "",
+		"--addr", "ws://"+addr+"/ws", "--clients", "6", "--senders", "2", "--rate", "20/s",
+		"--duration", "500ms", "--warmup", "100ms", "--drain", "30s", "--json", "--progress=false")
+	if err != nil {
+		t.Fatalf("%v\nstderr:\n%s", err, stderr)
+	}
+	var res map[string]any
+	if err := json.Unmarshal([]byte(stdout), &res); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, stdout)
+	}
+	if res["delivery_ratio"] != 1.0 || res["ws_path"] != "/ws" || res["sent_lines"] == 0.0 || res["order_violations"] != 0.0 ||
+		res["disconnects"] != 0.0 || res["read_errors"] != 0.0 || res["server_error_lines"] != 0.0 {
+		t.Errorf("unexpected result: %s", stdout)
 	}
 }

@@ -207,7 +207,7 @@ func (h *handshake) awaitWelcome(nick string) error {
 			return fmt.Errorf("no welcome after nickname %q: %w", nick, err)
 		}
 		switch {
-		case bytes.HasPrefix(line, welcomeTag):
+		case isWelcome(line):
 			return nil
 		case bytes.HasPrefix(line, errorPrefix):
 			return fmt.Errorf("server refused nickname %q: %q", nick, bytes.TrimRight(line, "\r\n"))
