@@ -424,7 +424,7 @@ func frameServer(b *testing.B, n int) string {
 
 type countSink struct{ n int }
 
-func (s *countSink) message([]byte)      { s.n++ }
+func (s *countSink) message([]byte)       { s.n++ }
 func (s *countSink) control(byte, []byte) {}
 
 // BenchmarkWSReadFrameOwn: the bench's reader, per received frame.
