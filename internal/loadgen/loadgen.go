@@ -285,6 +285,11 @@ func (r *run) execute(ctx context.Context) (Result, error) {
 	return res, nil
 }
 
+// pacedBelow: a closed-loop sender that gets fewer lines per second than
+// this through is held back by the server (a healthy one passes
+// thousands; netchat's default rate limit allows 10).
+const pacedBelow = 20
+
 // ErrNothingMeasured is wrapped by Run's error when the run completed but
 // measured nothing: no line was sent inside the window, or none reached
 // another client. The Result is still filled in.
@@ -547,6 +552,17 @@ func (r *run) collect(res *Result) {
 	}
 	sec := cfg.Duration.Seconds()
 	res.SentPerSec = float64(res.SentLines) / sec
+	if perSender := res.SentPerSec / float64(cfg.Senders); cfg.Rate == 0 && res.SentLines > 0 && perSender < pacedBelow {
+		// A rate limit that delays lines instead of refusing them (netchat
+		// lags a sender that is within a burst of its rate) says nothing:
+		// the closed loop then just measures the limit.
+		paced := fmt.Sprintf("in closed loop only %.1f lines/s per sender got through: a rate limit on the server paces the senders "+
+			"(netchat's --msg-rate, 10/s by default: run it with --msg-rate 0), or the server is overloaded", perSender)
+		if res.LimitHint != "" {
+			paced = res.LimitHint + "; and " + paced
+		}
+		res.LimitHint = paced
+	}
 	res.ExpectedDeliveries = res.SentLines * int64(cfg.Clients-1)
 	if res.ExpectedDeliveries > 0 {
 		res.DeliveryRatio = float64(res.Deliveries) / float64(res.ExpectedDeliveries)

@@ -61,8 +61,9 @@ type Result struct {
 	OrderViolations int64 `json:"order_violations"`
 	// Lines starting with "! ": netchat's error notices, e.g. "! slow down".
 	ServerErrorLines int64 `json:"server_error_lines"`
-	// Which netchat limits those lines came from, and the server flags
-	// that lift them; empty when none was recognised.
+	// Which server limits got in the way (from those lines, or a closed
+	// loop held to a few lines per second per sender) and the netchat
+	// flags that lift them; empty when none was seen.
 	LimitHint      string `json:"limit_hint,omitempty"`
 	Disconnects    int64  `json:"disconnects"`
 	ReadErrors     int64  `json:"read_errors"`
