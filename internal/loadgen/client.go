@@ -320,7 +320,7 @@ func (r *run) dial(ctx context.Context, i int, st *stats, dialHist, welcomeHist 
 	// account for it here, then the reader takes over the connection.
 	if n := h.br.Buffered(); n > 0 {
 		b, _ := h.br.Peek(n)
-		if !r.consume(c, st, b) {
+		if !r.consume(c, st, b, 0) {
 			return fmt.Errorf("client %d: %w", i, c.protoErr)
 		}
 	}

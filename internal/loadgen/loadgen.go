@@ -577,6 +577,11 @@ func (r *run) collect(res *Result) {
 	res.LatencyP999Ms = ms(lat.Quantile(0.999))
 	res.LatencyMaxMs = ms(lat.Max())
 	res.LatencyMeanMs = ms(lat.Mean())
+	if rd := &all.readDelay; rd.Count() > 0 {
+		res.ReadDelaySamples = int64(rd.Count())
+		res.ReadDelayP50Ms = ms(rd.Quantile(0.50))
+		res.ReadDelayP99Ms = ms(rd.Quantile(0.99))
+	}
 	res.WriteErrors = r.writeErrors.Load()
 	res.WindowTimeouts = r.windowTimeouts.Load()
 }

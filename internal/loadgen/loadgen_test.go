@@ -139,6 +139,12 @@ func TestBenchOpenLoop(t *testing.T) {
 	if runtime.GOOS == "linux" && (res.ServerCPUCores <= 0 || res.DeliveriesPerServerCPUSec <= 0) {
 		t.Errorf("server CPU %v cores, %v deliveries per CPU second", res.ServerCPUCores, res.DeliveriesPerServerCPUSec)
 	}
+	// On Linux the kernel's receive times show how long each delivery
+	// waited in the bench's socket: part of, never more than, its latency
+	// (give or take a clock step).
+	if runtime.GOOS == "linux" && (res.ReadDelaySamples != res.Deliveries || res.ReadDelayP50Ms > res.LatencyP50Ms+0.1) {
+		t.Errorf("read delay: %d samples for %d deliveries, p50 %vms (latency p50 %vms)", res.ReadDelaySamples, res.Deliveries, res.ReadDelayP50Ms, res.LatencyP50Ms)
+	}
 	// 4 senders × 50/s × 1s. The random phase of each sender moves the
 	// count by one line per sender. A sender that fell behind its
 	// schedule (a busy machine) may have sent a few more lines of the
@@ -492,7 +498,7 @@ func TestConsumeLines(t *testing.T) {
 			pre := c.readBuf(buf)
 			n := copy(buf[pre:], p[:min(step, len(p))])
 			p = p[n:]
-			r.consume(c, st, buf[:pre+n])
+			r.consume(c, st, buf[:pre+n], 0)
 		}
 		if st.serverErrors != 2 || st.limits != limitRate || st.delivered.Load() != 1 || st.foreign != 0 || len(c.carry) != 0 {
 			t.Errorf("step %d: %d server errors (limits %b), %d delivered, %d foreign, carry %q",

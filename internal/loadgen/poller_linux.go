@@ -30,6 +30,7 @@ type poller struct {
 	events []unix.EpollEvent
 	batch  []*client
 	buf    []byte
+	rx     rxState
 	st     *stats
 
 	mu      sync.Mutex
@@ -144,14 +145,14 @@ func (p *poller) run() {
 // read does one read of c and handles what it got.
 func (p *poller) read(c *client) {
 	pre := c.readBuf(p.buf)
-	n, rerr := c.sk.recv(p.buf[pre:])
+	n, kernelTime, rerr := c.sk.recv(p.buf[pre:], &p.rx)
 	switch {
 	case rerr == syscall.EAGAIN:
 	case rerr != nil:
 		p.drop(c, os.NewSyscallError("read", rerr))
 	case n == 0:
 		p.drop(c, io.EOF)
-	case !p.r.consume(c, p.st, p.buf[:pre+n]):
+	case !p.r.consume(c, p.st, p.buf[:pre+n], kernelTime):
 		p.drop(c, nil)
 	}
 }

@@ -26,7 +26,7 @@ func (r *run) readLoop(c *client, st *stats) {
 	for {
 		pre := c.readBuf(buf)
 		n, err := c.conn.Read(buf[pre:])
-		if n > 0 && !r.consume(c, st, buf[:pre+n]) {
+		if n > 0 && !r.consume(c, st, buf[:pre+n], 0) {
 			r.readEnded(c, nil)
 			return
 		}

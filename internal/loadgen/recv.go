@@ -27,7 +27,8 @@ type stats struct {
 	foreign         int64
 	limits          limitSet
 	lat             Histogram
-	_               [64]byte // readers on different CPUs do not share a line
+	readDelay       Histogram // per measured delivery, where the kernel tells
+	_               [64]byte  // readers on different CPUs do not share a line
 }
 
 func (s *stats) merge(o *stats) {
@@ -43,6 +44,7 @@ func (s *stats) merge(o *stats) {
 	s.foreign += o.foreign
 	s.limits |= o.limits
 	s.lat.Merge(&o.lat)
+	s.readDelay.Merge(&o.readDelay)
 }
 
 // chunk is what all lines of one read share: they arrived together, so
@@ -50,6 +52,10 @@ func (s *stats) merge(o *stats) {
 type chunk struct {
 	now, mStart, mEnd int64
 	delivered, fresh  int64 // added to the stats' atomics once per chunk
+	// readDelay: how long the newest data of this read waited in the
+	// socket before the bench read it (when timed).
+	readDelay int64
+	timed     bool
 }
 
 func (r *run) newChunk() chunk {
@@ -137,10 +143,18 @@ func (s wsSink) control(op byte, p []byte) {
 }
 
 // consume handles n freshly read bytes of c (for line mode preceded in
-// data by the carried partial line). It returns false when a protocol
-// error has failed the connection.
-func (r *run) consume(c *client, st *stats, data []byte) bool {
+// data by the carried partial line); kernelTime is when the kernel
+// received the newest of them (0: unknown). It returns false when a
+// protocol error has failed the connection.
+func (r *run) consume(c *client, st *stats, data []byte, kernelTime int64) bool {
 	ck := r.newChunk()
+	if kernelTime > 0 {
+		// The wall clock of the receive time and the bench's clock (wall
+		// clock at start, advanced monotonically) may disagree by a clock
+		// step; a negative wait is recorded as 0.
+		ck.readDelay = ck.now - kernelTime
+		ck.timed = true
+	}
 	defer st.flush(&ck)
 	if !c.ws {
 		if !r.closing.Load() {
@@ -263,6 +277,9 @@ func (r *run) handleLine(c *client, st *stats, line []byte, ck *chunk) {
 			ck.fresh++
 		}
 		st.lat.Record(ck.now - sentAt)
+		if ck.timed {
+			st.readDelay.Record(ck.readDelay)
+		}
 	}
 }
 

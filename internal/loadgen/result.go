@@ -55,6 +55,14 @@ type Result struct {
 	LatencyMaxMs   float64 `json:"latency_max_ms"`
 	LatencyMeanMs  float64 `json:"latency_mean_ms"`
 
+	// How long lines waited in the bench's own sockets before it read
+	// them (kernel receive time to reading; at least, since a read's
+	// newest data is timed): the generator's share of the latency above.
+	// Only for plain TCP and WebSocket clients on Linux.
+	ReadDelaySamples int64   `json:"read_delay_samples,omitempty"`
+	ReadDelayP50Ms   float64 `json:"read_delay_p50_ms,omitempty"`
+	ReadDelayP99Ms   float64 `json:"read_delay_p99_ms,omitempty"`
+
 	EchoDetected    bool  `json:"echo_detected"`
 	Echoes          int64 `json:"echoes"`
 	OrderChecked    bool  `json:"order_checked"`
@@ -117,6 +125,10 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	pw.printf("  throughput  %.0f deliveries/s\n", r.DeliveriesPerSec)
 	pw.printf("  latency     p50 %.3fms  p90 %.3fms  p99 %.3fms  p99.9 %.3fms  max %.3fms  mean %.3fms  (%d samples)\n",
 		r.LatencyP50Ms, r.LatencyP90Ms, r.LatencyP99Ms, r.LatencyP999Ms, r.LatencyMaxMs, r.LatencyMeanMs, r.LatencySamples)
+	if r.ReadDelaySamples > 0 {
+		pw.printf("  read delay  p50 %.3fms  p99 %.3fms  (how long lines waited in the bench's sockets: its own share of the latency)\n",
+			r.ReadDelayP50Ms, r.ReadDelayP99Ms)
+	}
 	order := fmt.Sprint(r.OrderViolations)
 	if !r.OrderChecked {
 		order = "not checked"

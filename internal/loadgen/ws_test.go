@@ -221,7 +221,7 @@ func TestWSProtocolErrorFailsClient(t *testing.T) {
 	}()
 	st := new(stats)
 	masked := []byte{0x81, 0x82, 1, 2, 3, 4, 'h' ^ 1, 'i' ^ 2}
-	if r.consume(c, st, masked) || !errors.Is(c.protoErr, errWSProtocol) {
+	if r.consume(c, st, masked, 0) || !errors.Is(c.protoErr, errWSProtocol) {
 		t.Fatalf("masked frame accepted (protoErr %v)", c.protoErr)
 	}
 	frame := <-wrote
