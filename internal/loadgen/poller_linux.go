@@ -34,7 +34,7 @@ type poller struct {
 	st     *stats
 
 	mu      sync.Mutex
-	clients map[int]*client // by client id, which the epoll event carries
+	clients []*client // by client id, which the epoll event carries
 }
 
 // newPollers returns one poller per CPU the runtime uses, running, or nil
@@ -82,7 +82,7 @@ func newPoller(r *run) (*poller, error) {
 		events:  make([]unix.EpollEvent, 512),
 		buf:     make([]byte, r.maxLine+64<<10),
 		st:      new(stats),
-		clients: make(map[int]*client),
+		clients: make([]*client, r.cfg.Clients),
 	}, nil
 }
 
@@ -94,7 +94,7 @@ func (p *poller) add(c *client) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.id)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.sk.fd, &ev); err != nil {
 		p.mu.Lock()
-		delete(p.clients, c.id)
+		p.clients[c.id] = nil
 		p.mu.Unlock()
 		return os.NewSyscallError("epoll_ctl", err)
 	}
@@ -105,7 +105,7 @@ func (p *poller) add(c *client) error {
 func (p *poller) drop(c *client, err error) {
 	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.sk.fd, nil)
 	p.mu.Lock()
-	delete(p.clients, c.id)
+	p.clients[c.id] = nil
 	p.mu.Unlock()
 	p.r.readEnded(c, err)
 }
@@ -129,8 +129,8 @@ func (p *poller) run() {
 		p.mu.Lock()
 		batch := p.batch[:0]
 		for _, ev := range p.events[:n] {
-			if c := p.clients[int(ev.Fd)]; c != nil {
-				batch = append(batch, c)
+			if id := int(ev.Fd); id >= 0 && id < len(p.clients) && p.clients[id] != nil {
+				batch = append(batch, p.clients[id])
 			}
 		}
 		p.mu.Unlock()
