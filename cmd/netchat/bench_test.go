@@ -92,9 +92,10 @@ func TestBenchCmdErrors(t *testing.T) {
 		{[]string{"--rate", "fast"}, true, "rate"},
 		{[]string{"extra"}, true, "unknown command"},
 	} {
-		_, _, err := execSub(t.Context(), newBenchCmd(), "", tc.args...)
+		root := newRootCmd()
+		_, _, err := execSub(t.Context(), root, "", append([]string{"bench"}, tc.args...)...)
 		var ue usageError
-		isUsage := errors.As(err, &ue) || (err != nil && isCobraUsageError(err))
+		isUsage := errors.As(err, &ue)
 		if err == nil || !strings.Contains(err.Error(), tc.want) || isUsage != tc.usage {
 			t.Errorf("%v: error %v (usage %v), want %q (usage %v)", tc.args, err, isUsage, tc.want, tc.usage)
 		}

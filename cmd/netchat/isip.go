@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -28,7 +27,9 @@ IPv6 multicast addresses get the scope of their scope field.`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintln(out, r.Family)
 			if r.Family == ipclass.NotIP {
-				return errors.New(quoteArg(args[0]) + " is not an IP address")
+				// The answer is on stdout already; like a predicate
+				// (test, grep -q) the status says the rest.
+				return errQuiet
 			}
 			if r.Scope != "" {
 				fmt.Fprintln(out, r.Scope)
@@ -37,7 +38,3 @@ IPv6 multicast addresses get the scope of their scope field.`,
 		},
 	}
 }
-
-// quoteArg quotes a user's string for an error message, so that control
-// characters in it are visible rather than sent to the terminal.
-func quoteArg(s string) string { return fmt.Sprintf("%q", s) }

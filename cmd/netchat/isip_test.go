@@ -20,9 +20,9 @@ func TestIsIPCommand(t *testing.T) {
 		{"hello", "not an IP address\n", true},
 	}
 	for _, tt := range tests {
-		out, _, err := execSub(context.Background(), newIsIPCmd(), "", tt.arg)
-		if out != tt.want || (err != nil) != tt.fail {
-			t.Errorf("isip %s: %q, %v; want %q, fail=%v", tt.arg, out, err, tt.want, tt.fail)
+		out, stderr, err := execSub(context.Background(), newIsIPCmd(), "", tt.arg)
+		if out != tt.want || (err != nil) != tt.fail || stderr != "" {
+			t.Errorf("isip %s: %q, %q, %v; want %q, no stderr, fail=%v", tt.arg, out, stderr, err, tt.want, tt.fail)
 		}
 	}
 }

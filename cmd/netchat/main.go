@@ -7,8 +7,8 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -34,7 +34,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newServeCmd(),
 		newJoinCmd(),
@@ -45,6 +44,7 @@ func newRootCmd() *cobra.Command {
 		newBenchCmd(),
 		newVersionCmd(),
 	)
+	typeUsageErrors(root)
 	return root
 }
 
@@ -67,29 +67,69 @@ func main() {
 // run executes the CLI and maps errors to exit codes; it is separate from
 // main so tests can drive the whole command line in-process.
 func run(args []string) int {
-	root := newRootCmd()
+	return execute(newRootCmd(), args, os.Stderr)
+}
+
+// execute runs root with args and returns the exit status: 0, 2 for a
+// usageError (a wrong command line), 1 for anything else.
+func execute(root *cobra.Command, args []string, stderr io.Writer) int {
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
 		return 0
 	}
-	fmt.Fprintf(os.Stderr, "netchat: %s\n", err)
-	var ue usageError
-	if errors.As(err, &ue) || isCobraUsageError(err) {
+	if !errors.Is(err, errQuiet) {
+		fmt.Fprintf(stderr, "netchat: %s\n", err)
+	}
+	if errors.As(err, new(usageError)) {
 		return 2
 	}
 	return 1
 }
 
-// isCobraUsageError recognises the errors cobra itself returns for a bad
-// command line (unknown command, wrong number of arguments), which carry no
-// type of their own.
-func isCobraUsageError(err error) bool {
-	msg := err.Error()
-	for _, p := range []string{"unknown command", "accepts ", "requires at least", "requires at most", "unknown flag", "unknown shorthand", "flag needs an argument", "invalid argument"} {
-		if strings.Contains(msg, p) {
-			return true
+// errQuiet is a failure whose explanation the command has already printed
+// (isip's "not an IP address" on stdout): exit status 1, nothing on stderr.
+var errQuiet = errors.New("failed")
+
+// typeUsageErrors makes every command-line mistake cobra reports (unknown
+// command, wrong number of arguments, unknown or malformed flag) a
+// usageError, so the exit status follows from the error's type and never
+// from its text: a runtime EINVAL reads "invalid argument" too.
+func typeUsageErrors(root *cobra.Command) {
+	// The help and completion commands are otherwise added only inside
+	// Execute, after this walk.
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd()
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.HasSubCommands() && !c.Runnable() {
+			// A group ("netchat", "netchat udp") with an unknown
+			// subcommand: cobra would print the help and exit 0 (or
+			// report it with an untyped error at the top).
+			c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if len(args) == 0 {
+					return nil
+				}
+				msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					msg += fmt.Sprintf(" (did you mean %q?)", s[0])
+				}
+				return errors.New(msg)
+			}
+		}
+		if check := c.Args; check != nil {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if err := check(cmd, args); err != nil {
+					return usageError{err}
+				}
+				return nil
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
 		}
 	}
-	return false
+	walk(root)
 }

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -23,8 +22,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"netchat/internal/chat"
+	"netchat/internal/dirlock"
 	"netchat/internal/discovery"
 	"netchat/internal/history"
+	"netchat/internal/logthrottle"
 	"netchat/internal/server"
 )
 
@@ -54,7 +55,9 @@ type serveOptions struct {
 	node             string
 	logFormat        string
 	logLevel         string
+	logLimit         int
 	metricsAddr      string
+	pprofAddr        string
 	tlsListen        string
 	announce         bool
 	announceInterval time.Duration
@@ -116,7 +119,9 @@ docs/PROTOCOL.md for their exact behaviour.`,
 	f.StringVar(&o.node, "node", defaultName(), "this server's node name, recorded in the transcript")
 	f.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
 	f.StringVar(&o.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.IntVar(&o.logLimit, "log-limit", logthrottle.DefaultLimit, "at most this many log lines per second with the same message, the rest counted in a summary line; errors always pass (0 = no limit)")
 	f.StringVar(&o.metricsAddr, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics and /healthz (e.g. 127.0.0.1:9090)")
+	f.StringVar(&o.pprofAddr, "pprof", "", "serve Go profiles (heap, goroutines, CPU, trace) at http://ADDR/debug/pprof/; they expose the server's internals: bind loopback (e.g. 127.0.0.1:6060)")
 	f.BoolVar(&o.announce, "announce", false, "announce this server on the LAN (multicast beacons to 239.255.80.88:8089, TTL 1) for netchat discover and netchat join")
 	f.DurationVar(&o.announceInterval, "announce-interval", 2*time.Second, "with --announce: time between beacons")
 	f.StringVar(&o.announceIface, "announce-iface", "", "with --announce: interface NAME or ADDR to send beacons on (default: the system's choice)")
@@ -145,6 +150,16 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	logger, err := newLogger(stderr, o.logFormat, o.logLevel)
 	if err != nil {
 		return usageError{err}
+	}
+	if o.logLimit < 0 {
+		return usagef("--log-limit must not be negative")
+	}
+	if o.logLimit > 0 {
+		// A connection storm logs a line per connect, disconnect and
+		// rejection; capped per message, it cannot fill the disk.
+		throttle := logthrottle.New(logger.Handler(), logthrottle.Options{Limit: o.logLimit, Interval: time.Second})
+		defer throttle.Flush()
+		logger = slog.New(throttle)
 	}
 	addr, err := listenAddr(o.listen, o.port)
 	if err != nil {
@@ -185,6 +200,16 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		if err != nil {
 			return usagef("--fsync-interval: %v", err)
 		}
+		// Two servers on one directory would interleave and race on
+		// rotation; the kernel drops the lock however this process ends.
+		lock, err := dirlock.Acquire(o.dataDir)
+		if err != nil {
+			if errors.Is(err, dirlock.ErrHeld) {
+				return err
+			}
+			return fmt.Errorf("data directory %s: %w", o.dataDir, err)
+		}
+		defer lock.Release()
 		tr, err = history.Open(history.Options{
 			Dir:           o.dataDir,
 			FsyncInterval: fsync,
@@ -204,7 +229,14 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		roomCfg.Record = func(ev chat.Event) {
 			tr.Record(history.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text, Node: node})
 		}
-		for _, ev := range tr.Recent(o.history) {
+		// Replayed history passes the hygiene of live input: the file is
+		// not to be trusted more than a socket.
+		hygiene := history.Hygiene{
+			MaxLine:   o.maxLine,
+			ValidNick: func(nick string) error { _, err := chat.FoldNick(nick); return err },
+			Logger:    logger,
+		}
+		for _, ev := range hygiene.Clean(tr.Recent(o.history)) {
 			seed = append(seed, chat.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text})
 		}
 		logger.Info("transcript open", "dir", o.dataDir, "history_loaded", len(seed))
@@ -229,7 +261,6 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		cfg.KeepAlive = -1
 	}
 
-	var metricsSrv *http.Server
 	// Without --metrics, the web listener serves /metrics.
 	var webMetrics http.Handler
 	var reg *prometheus.Registry
@@ -255,26 +286,21 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if o.metricsAddr != "" {
 		mux := http.NewServeMux()
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		// Profiles are served next to the metrics: the address is the
-		// operator's, and a profile is the first thing wanted in an incident.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 			_, _ = io.WriteString(w, "ok\n")
 		})
-		ln, err := net.Listen("tcp", o.metricsAddr)
+		stopMetrics, err := serveHTTP("metrics", o.metricsAddr, mux, metricsTimeouts, logger, listening)
 		if err != nil {
-			return fmt.Errorf("metrics listener: %w", err)
+			return err
 		}
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = metricsSrv.Serve(ln) }()
-		defer metricsSrv.Close()
-		logger.Info("metrics listening", "addr", ln.Addr().String())
-		if listening != nil {
-			listening("metrics", ln.Addr())
+		defer stopMetrics()
+	}
+	if o.pprofAddr != "" {
+		stopPprof, err := serveHTTP("pprof", o.pprofAddr, pprofMux(), pprofTimeouts, logger, listening)
+		if err != nil {
+			return err
 		}
+		defer stopPprof()
 	}
 
 	srv := server.New(room, cfg)
@@ -282,11 +308,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if err != nil {
 		return fmt.Errorf("cannot listen on %s: %w", addr, unwrapOp(err))
 	}
-	logger.Info("chat server listening", "addr", ln.Addr().String(), "name", o.name)
-	if listening != nil {
-		listening("chat", ln.Addr())
-	}
-	tln, err := listenTLS(ctx, srv, tlsCfg, tlsAddr, logger, listening)
+	tln, err := listenTLS(ctx, srv, tlsCfg, tlsAddr)
 	if err != nil {
 		ln.Close()
 		return err
@@ -316,6 +338,19 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		actx, stopAnnounce := context.WithCancel(ctx)
 		defer stopAnnounce()
 		go func() { _ = ann.Run(actx) }()
+	}
+	// Announced only now, once nothing can fail any more: the ports are
+	// bound, but nothing is accepted before Serve, and a server that
+	// refuses to start must not have said it is listening.
+	logger.Info("chat server listening", "addr", ln.Addr().String(), "name", o.name)
+	if listening != nil {
+		listening("chat", ln.Addr())
+	}
+	if tln != nil {
+		logger.Info("chat server listening (TLS)", "addr", tln.Addr().String())
+		if listening != nil {
+			listening("tls", tln.Addr())
+		}
 	}
 
 	webSrv, webDone, err := startWeb(o, webOpts, tlsCfg, webMetrics, srv, logger, listening)

@@ -4,11 +4,13 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"netchat/internal/discovery"
 	"netchat/internal/mcast/mcasttest"
+	"netchat/internal/syncbuf"
 )
 
 // TestServeAnnounce: `serve --announce` on lo is found by discovery with
@@ -51,4 +53,27 @@ func TestServeAnnounce(t *testing.T) {
 		t.Fatal(err)
 	}
 	find(1)
+}
+
+// TestServeAnnounceBadIfaceBeforeListening: an announce interface that
+// cannot be used stops start-up with one sentence before the server says
+// (or reports to anyone) that it is listening, and it never accepts a
+// connection.
+func TestServeAnnounceBadIfaceBeforeListening(t *testing.T) {
+	t.Parallel()
+	o := testServeOptions()
+	o.logLevel = "info"
+	o.announce = true
+	o.announceIface = "nosuchif0"
+	var logs syncbuf.Buffer
+	var announced []string
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := runServe(ctx, o, &logs, func(kind string, _ net.Addr) { announced = append(announced, kind) })
+	if err == nil || !strings.Contains(err.Error(), "--announce") || !strings.Contains(err.Error(), "nosuchif0") {
+		t.Fatalf("runServe: %v, want an --announce error naming the interface", err)
+	}
+	if strings.Contains(logs.String(), "listening") || len(announced) != 0 {
+		t.Errorf("a server that refused to start said it listens: log %q, reported %v", logs.String(), announced)
+	}
 }

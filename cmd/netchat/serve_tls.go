@@ -56,18 +56,13 @@ func serveTLSConfig(o *serveOptions, logger *slog.Logger) (*tls.Config, string, 
 
 // listenTLS opens the TLS listener for srv, or returns nil when TLS is
 // off or only the web listener uses it (no --tls-listen).
-func listenTLS(ctx context.Context, srv *server.Server, cfg *tls.Config, addr string,
-	logger *slog.Logger, listening listeningFunc) (net.Listener, error) {
+func listenTLS(ctx context.Context, srv *server.Server, cfg *tls.Config, addr string) (net.Listener, error) {
 	if cfg == nil || addr == "" {
 		return nil, nil
 	}
 	ln, err := srv.Listen(ctx, addr)
 	if err != nil {
 		return nil, fmt.Errorf("cannot listen on %s for TLS: %w", addr, unwrapOp(err))
-	}
-	logger.Info("chat server listening (TLS)", "addr", ln.Addr().String())
-	if listening != nil {
-		listening("tls", ln.Addr())
 	}
 	return tls.NewListener(ln, cfg), nil
 }

@@ -111,7 +111,12 @@ information, like Node's rinfo:
     from 127.0.0.1:41234 (IPv4, 5 bytes): hello
 
 Sending to a broadcast address (255.255.255.255, 192.168.1.255...) needs
---broadcast (SO_BROADCAST); without it the kernel refuses.`,
+--broadcast (SO_BROADCAST); without it the kernel refuses.
+
+For a unicast ADDR the socket is connected to it (as with nc -u): only its
+replies are shown, and a closed port (ICMP port unreachable) is an error,
+"connection refused", exit status 1. When no reply arrives within --wait,
+"no reply within 1s" goes to stderr and the exit status is 0.`,
 		Example: `  netchat udp send 127.0.0.1:41234 hello
   printf 'one\ntwo\n' | netchat udp send localhost
   netchat udp send --broadcast 192.168.1.255:41234 anyone?
@@ -138,9 +143,15 @@ Sending to a broadcast address (255.255.255.255, 192.168.1.255...) needs
 			cfg.Messages = args[1:]
 			cfg.Stdin = cmd.InOrStdin()
 			cfg.Out = cmd.OutOrStdout()
-			_, err := udp.Send(ctx, cfg)
+			res, err := udp.Send(ctx, cfg)
 			if ctx.Err() != nil && cmd.Context().Err() == nil {
 				return nil // interrupted by a signal: a normal way to stop
+			}
+			if err == nil && res.Sent > 0 && res.Replies == 0 && cfg.Wait > 0 {
+				// Not an error (a udp listen never answers), but silence
+				// should not look like a hang: said on stderr, so stdout
+				// keeps only reply lines.
+				fmt.Fprintf(cmd.ErrOrStderr(), "no reply within %s\n", cfg.Wait)
 			}
 			return err
 		},

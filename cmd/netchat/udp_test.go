@@ -143,3 +143,35 @@ func TestUDPUsageErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPSendClosedPortAndSilence: a datagram to a closed port ends with
+// "connection refused" (the ICMP port unreachable) and exit status 1; one
+// to a socket that never answers says "no reply" on stderr, leaves stdout
+// to reply lines only, and exits 0.
+func TestUDPSendClosedPortAndSilence(t *testing.T) {
+	t.Parallel()
+	closed := fmt.Sprintf("127.0.0.1:%d", freeUDPPort(t))
+	var stdout, stderr syncbuf.Buffer
+	root := newRootCmd()
+	root.SetOut(&stdout)
+	code := execute(root, []string{"udp", "send", "--wait", "10s", closed, "anyone?"}, &stderr)
+	if want := "netchat: " + closed + ": connection refused"; code != 1 || !strings.HasPrefix(stderr.String(), want) || stdout.String() != "" {
+		t.Errorf("closed port: exit %d, stdout %q, stderr %q; want 1 and %q...", code, stdout.String(), stderr.String(), want)
+	}
+
+	silent, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	out, errOut, err := execSub(t.Context(), newUDPCmd(), "", "send", "--wait", "100ms", silent.LocalAddr().String(), "hello")
+	if err != nil || out != "" || errOut != "no reply within 100ms\n" {
+		t.Errorf("silent peer: err %v, stdout %q, stderr %q; want nil, nothing, %q", err, out, errOut, "no reply within 100ms\n")
+	}
+	// The datagram did arrive: the silence was the peer's.
+	buf := make([]byte, 64)
+	_ = silent.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, _, err := silent.ReadFrom(buf); err != nil || string(buf[:n]) != "hello" {
+		t.Errorf("the silent peer got %q, %v", buf[:n], err)
+	}
+}

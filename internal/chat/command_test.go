@@ -1,8 +1,6 @@
 package chat
 
 import (
-	"errors"
-	"strings"
 	"testing"
 )
 
@@ -55,58 +53,6 @@ func TestParse(t *testing.T) {
 	for _, tt := range tests {
 		if got := Parse(tt.line); got != tt.want {
 			t.Errorf("Parse(%q) = %+v, want %+v", tt.line, got, tt.want)
-		}
-	}
-}
-
-func TestFoldNick(t *testing.T) {
-	tests := []struct {
-		nick    string
-		fold    string
-		invalid string // substring of the error; "" = valid
-	}{
-		{"alice", "alice", ""},
-		{"Alice", "alice", ""},
-		{"ＡＬＩＣＥ", "alice", ""},
-		{"bob_2-x", "bob_2-x", ""},
-		{"Zoë", "zoë", ""},
-		{"Дмитрий", "дмитрий", ""},
-		{"名前", "名前", ""},
-		{strings.Repeat("a", 20), strings.Repeat("a", 20), ""},
-		{strings.Repeat("é", 20), strings.Repeat("é", 20), ""},
-		{strings.Repeat("a", 21), "", "too long"},
-		{"", "", "empty"},
-		{"a b", "", "letters, digits"},
-		{"a:b", "", "letters, digits"},
-		{"a.b", "", "letters, digits"},
-		{"a\x1bb", "", "letters, digits"},
-		{"server", "", "reserved"},
-		{"Server", "", "reserved"},
-		{"ＳＥＲＶＥＲ", "", "reserved"},
-		{"servers", "servers", ""},
-	}
-	for _, tt := range tests {
-		fold, err := FoldNick(tt.nick)
-		if tt.invalid == "" {
-			if err != nil || fold != tt.fold {
-				t.Errorf("FoldNick(%q) = %q, %v; want %q, nil", tt.nick, fold, err, tt.fold)
-			}
-			continue
-		}
-		var ne *NickError
-		if !errors.As(err, &ne) || !strings.Contains(err.Error(), tt.invalid) ||
-			!strings.HasPrefix(err.Error(), "invalid nickname: ") {
-			t.Errorf("FoldNick(%q) error = %v; want an invalid-nickname error mentioning %q", tt.nick, err, tt.invalid)
-		}
-	}
-}
-
-func TestNickCollisions(t *testing.T) {
-	same := []string{"Alice", "alice", "ＡＬＩＣＥ", "ALICE"}
-	want, _ := FoldNick(same[0])
-	for _, n := range same[1:] {
-		if got, _ := FoldNick(n); got != want {
-			t.Errorf("FoldNick(%q) = %q, want %q (same user as %q)", n, got, want, same[0])
 		}
 	}
 }

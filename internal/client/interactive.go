@@ -1,9 +1,9 @@
 package client
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -49,14 +49,10 @@ func Interactive(ctx context.Context, conn net.Conn, nick string, tty io.ReadWri
 // and resize signals when it changed.
 func converse(ctx context.Context, conn net.Conn, nick string, tty io.ReadWriter,
 	size func() (w, h int, err error), resize <-chan os.Signal) error {
-	keys := &keyReader{r: tty}
-	t := term.NewTerminal(struct {
-		io.Reader
-		io.Writer
-	}{keys, tty}, promptNick)
+	ed := newEditor(tty, tty, promptNick)
 	setSize := func() {
-		if w, h, err := size(); err == nil && w > 0 && h > 0 {
-			_ = t.SetSize(w, h)
+		if w, _, err := size(); err == nil && w > 0 {
+			ed.setSize(w)
 		}
 	}
 	setSize()
@@ -65,17 +61,17 @@ func converse(ctx context.Context, conn net.Conn, nick string, tty io.ReadWriter
 	if tc, ok := conn.(*tls.Conn); ok {
 		how = tls.VersionName(tc.ConnectionState().Version)
 	}
-	notice(t, fmt.Sprintf("-- connected to %s (%s); Ctrl-D ends your input, Ctrl-C quits", conn.RemoteAddr(), how))
+	notice(ed, fmt.Sprintf("-- connected to %s (%s); Ctrl-D ends your input, Ctrl-C quits", conn.RemoteAddr(), how))
 
 	out := newSender(conn)
 	defer out.closeInput() // lets the sender goroutine end
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- terminalFromServer(conn, nick, t, out) }()
+	go func() { srvDone <- terminalFromServer(conn, nick, ed, out) }()
 
 	inputs := make(chan input)
 	quit := make(chan struct{})
 	defer close(quit)
-	go readKeys(t, keys, inputs, quit)
+	go readKeys(ed, inputs, quit)
 
 	// abort ends the session from this side and waits for the reader, so
 	// that nothing writes to the terminal after we return.
@@ -86,26 +82,25 @@ func converse(ctx context.Context, conn net.Conn, nick string, tty io.ReadWriter
 	for {
 		select {
 		case in := <-inputs:
+			var tty ttyError
 			switch {
-			case in.interrupt:
+			case errors.Is(in.err, errCtrlC):
 				abort()
 				return nil
-			case in.readErr != nil:
+			case errors.As(in.err, &tty):
 				abort()
-				return fmt.Errorf("cannot read the terminal: %v", in.readErr)
+				return fmt.Errorf("cannot read the terminal: %v", tty.err)
 			case in.err == io.EOF: // Ctrl-D on an empty line
 				if out.closeInput() {
-					t.SetPrompt("")
-					notice(t, "-- input closed; waiting for the server to finish (Ctrl-C quits)")
+					ed.setPrompt("")
+					notice(ed, "-- input closed; waiting for the server to finish (Ctrl-C quits)")
 				}
-			case in.err != nil:
-				// Only ErrPasteIndicator, and bracketed paste is off.
 			case !out.send(in.line):
-				notice(t, "-- not sent: your input is closed or the server is not reading")
+				notice(ed, "-- not sent: your input is closed or the server is not reading")
 			}
 		case err := <-srvDone:
 			if err == nil {
-				notice(t, "-- the server closed the connection")
+				notice(ed, "-- the server closed the connection")
 			}
 			return err
 		case <-ctx.Done():
@@ -119,19 +114,23 @@ func converse(ctx context.Context, conn net.Conn, nick string, tty io.ReadWriter
 
 // notice shows a line from the client itself; they start with "-- " so
 // they cannot be mistaken for the server's "* " and "! " lines.
-func notice(t *term.Terminal, s string) {
-	_, _ = t.Write([]byte(s + "\n"))
+func notice(ed *editor, s string) {
+	_, _ = ed.Write([]byte(s + "\n"))
 }
 
 // terminalFromServer shows the server's lines above the prompt until the
 // connection ends, answering the greeting with nick if one was given.
-func terminalFromServer(conn net.Conn, nick string, t *term.Terminal, out *sender) error {
+func terminalFromServer(conn net.Conn, nick string, ed *editor, out *sender) error {
 	st := joinState{nick: nick}
 	lr := newLineReader(conn)
+	hint := newTLSHint(conn)
 	var buf []byte
 	for {
 		line, err := lr.next()
 		if line != nil {
+			if herr := hint.line(line); herr != nil {
+				return herr
+			}
 			var refused bool
 			switch st.observe(line) {
 			case evGreeting:
@@ -139,20 +138,23 @@ func terminalFromServer(conn net.Conn, nick string, t *term.Terminal, out *sende
 					out.send(nick)
 				}
 			case evJoined:
-				t.SetPrompt(promptChat)
+				ed.setPrompt(promptChat)
 			case evNickRejected:
 				// The user picks another one at the prompt.
-				t.SetPrompt(promptNick)
+				ed.setPrompt(promptNick)
 			case evRefused:
 				refused = true
 			}
 			buf = append(Neutralize(buf[:0], line), '\n')
-			if _, werr := t.Write(buf); werr != nil {
+			if _, werr := ed.Write(buf); werr != nil {
 				return fmt.Errorf("cannot write to the terminal: %v", werr)
 			}
 			if refused {
 				return refusedError(line)
 			}
+		}
+		if herr := hint.end(err); herr != nil {
+			return herr
 		}
 		if err == io.EOF {
 			return nil
@@ -163,61 +165,27 @@ func terminalFromServer(conn net.Conn, nick string, t *term.Terminal, out *sende
 	}
 }
 
-// input is the outcome of one Terminal.ReadLine.
+// input is the outcome of one readLine.
 type input struct {
-	line      string
-	err       error
-	interrupt bool  // Ctrl-C was typed
-	readErr   error // the terminal itself failed
+	line string
+	err  error // io.EOF (Ctrl-D), errCtrlC or a ttyError
 }
 
-// readKeys runs ReadLine until the terminal fails or Ctrl-C. It cannot be
+// readKeys reads lines until the terminal fails or Ctrl-C. It cannot be
 // cancelled while blocked in a read; quit only stops it from delivering.
-func readKeys(t *term.Terminal, keys *keyReader, inputs chan<- input, quit <-chan struct{}) {
+func readKeys(ed *editor, inputs chan<- input, quit <-chan struct{}) {
 	for {
-		line, err := t.ReadLine()
-		in := input{line: line, err: err}
-		if err != nil {
-			in.interrupt, in.readErr = keys.state()
-		}
+		line, err := ed.readLine()
 		select {
-		case inputs <- in:
+		case inputs <- input{line: line, err: err}:
 		case <-quit:
 			return
 		}
-		if in.interrupt || in.readErr != nil {
+		var tty ttyError
+		if errors.Is(err, errCtrlC) || errors.As(err, &tty) {
 			return
 		}
 	}
-}
-
-// keyReader watches the raw key stream for what term.Terminal does not
-// report: it returns io.EOF for both Ctrl-C and Ctrl-D, and the same
-// io.EOF if the terminal itself is gone.
-type keyReader struct {
-	r         io.Reader
-	mu        sync.Mutex
-	interrupt bool
-	err       error
-}
-
-func (k *keyReader) Read(p []byte) (int, error) {
-	n, err := k.r.Read(p)
-	k.mu.Lock()
-	if bytes.IndexByte(p[:n], 0x03) >= 0 {
-		k.interrupt = true
-	}
-	if err != nil && k.err == nil {
-		k.err = err
-	}
-	k.mu.Unlock()
-	return n, err
-}
-
-func (k *keyReader) state() (interrupt bool, err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.interrupt, k.err
 }
 
 // sender writes typed lines to the server on its own goroutine, so that a

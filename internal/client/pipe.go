@@ -60,11 +60,15 @@ func pipeFromServer(conn net.Conn, nick string, out io.Writer, joined chan<- str
 	st := joinState{nick: nick}
 	lr := newLineReader(conn)
 	bw := bufio.NewWriter(out)
+	hint := newTLSHint(conn)
 	var buf []byte
 	accepted := false
 	for {
 		line, err := lr.next()
 		if line != nil {
+			if herr := hint.line(line); herr != nil {
+				return herr
+			}
 			ev := st.observe(line)
 			buf = append(Neutralize(buf[:0], line), '\n')
 			if _, werr := bw.Write(buf); werr != nil {
@@ -92,6 +96,9 @@ func pipeFromServer(conn net.Conn, nick string, out io.Writer, joined chan<- str
 		}
 		if ferr := bw.Flush(); ferr != nil {
 			return fmt.Errorf("cannot write output: %v", unwrapOp(ferr))
+		}
+		if herr := hint.end(err); herr != nil {
+			return herr
 		}
 		if err == io.EOF {
 			if nick != "" && !accepted {

@@ -3,9 +3,12 @@ package client
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"syscall"
 )
 
 // maxLine bounds the memory one server line can take; a longer line is
@@ -122,4 +125,46 @@ func refusedError(line []byte) error {
 func sendLine(w io.Writer, s string) error {
 	_, err := io.WriteString(w, s+"\n")
 	return err
+}
+
+// tlsHint reads the start of a session for the mark of a TLS port reached
+// without --tls: a chat server speaks first (its greeting), a TLS server
+// never does. So a TLS record where the greeting should be (an alert,
+// 0x15, after our first line looked like a broken handshake), or a close
+// without any greeting (Go's TLS server drops a plain first line without
+// an alert), gets a hint instead of an empty, successful-looking session.
+type tlsHint struct {
+	plain   bool // not connected with TLS
+	addr    string
+	gotLine bool
+}
+
+func newTLSHint(conn net.Conn) *tlsHint {
+	_, isTLS := conn.(*tls.Conn)
+	return &tlsHint{plain: !isTLS, addr: conn.RemoteAddr().String()}
+}
+
+// line checks a line from the server; non-nil means the session is over.
+func (h *tlsHint) line(l []byte) error {
+	first := !h.gotLine
+	h.gotLine = true
+	if h.plain && first && looksLikeTLSRecord(l) {
+		return fmt.Errorf("the server at %s answered with a TLS record, not a greeting: this looks like a TLS port: try --tls", h.addr)
+	}
+	return nil
+}
+
+// end turns the end of the connection (EOF or a read error) into the hint
+// when not a single line came first.
+func (h *tlsHint) end(err error) error {
+	if h.plain && !h.gotLine && (err == io.EOF || errors.Is(err, syscall.ECONNRESET)) {
+		return fmt.Errorf("the server at %s closed the connection without a greeting: this looks like a TLS port: try --tls", h.addr)
+	}
+	return nil
+}
+
+// looksLikeTLSRecord reports whether b starts like a TLS record header: an
+// alert (0x15) or handshake (0x16) record of a TLS 1.x version (3, 1–4).
+func looksLikeTLSRecord(b []byte) bool {
+	return len(b) >= 3 && (b[0] == 0x15 || b[0] == 0x16) && b[1] == 0x03 && b[2] <= 0x04
 }

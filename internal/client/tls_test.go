@@ -2,6 +2,7 @@ package client
 
 import (
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,4 +105,62 @@ func TestTLSServerName(t *testing.T) {
 	if cfg.ServerName != "chat.example.org" || cfg.InsecureSkipVerify {
 		t.Fatalf("config does not verify chat.example.org: %+v", cfg)
 	}
+}
+
+// TestPlainClientOnTLSPort: joining a TLS port without --tls ends with the
+// hint to use --tls, as an error (exit status 1 in the CLI), both when the
+// TLS server closes without a word and when it answers with an alert, in
+// pipe mode and on a terminal.
+func TestPlainClientOnTLSPort(t *testing.T) {
+	t.Parallel()
+	cert := testcert.New(t)
+	s := startServer(t)
+	s.startTLS(t, cert.ServerConfig(t))
+
+	for _, tc := range []struct {
+		name  string
+		stdin string
+		nick  string
+		want  string
+	}{
+		// Go's TLS server drops a first record that is not TLS at all,
+		// without an alert: no greeting, then close.
+		{"plain line, closed", "alice\n/who\n", "", "closed the connection without a greeting: this looks like a TLS port: try --tls"},
+		// Bytes that parse as a broken ClientHello get a TLS alert back.
+		{"alert", "\x16\x03\x01\x00\x05hello\n", "", "answered with a TLS record, not a greeting: this looks like a TLS port: try --tls"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			out := newSyncBuffer()
+			err := Run(t.Context(), Config{Addr: s.tlsAddr, Nick: tc.nick, Timeout: waitTimeout}, strings.NewReader(tc.stdin), out)
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), s.tlsAddr) {
+				t.Errorf("Run: %v, want %q", err, tc.want)
+			}
+			if out.String() != "" {
+				t.Errorf("output %q, want none", out.String())
+			}
+		})
+	}
+
+	t.Run("terminal", func(t *testing.T) {
+		t.Parallel()
+		p := startPTY(t, t.Context(), Config{Addr: s.tlsAddr})
+		p.screen.waitContains(t, "-- connected to")
+		p.typeKeys("alice\r")
+		err := p.wait()
+		if err == nil || !strings.Contains(err.Error(), "this looks like a TLS port: try --tls") {
+			t.Errorf("Run: %v, want the TLS hint", err)
+		}
+		p.checkRestored()
+	})
+
+	// A real chat server that closes after its greeting is not a TLS port.
+	t.Run("greeting then close", func(t *testing.T) {
+		t.Parallel()
+		addr := fakeServer(t, func(c net.Conn) { _, _ = c.Write([]byte("Welcome to a server that hangs up\r\n")) })
+		out := newSyncBuffer()
+		if err := Run(t.Context(), Config{Addr: addr, Timeout: waitTimeout}, strings.NewReader(""), out); err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
 }

@@ -72,9 +72,12 @@ func scanPath(path string, want int, out *[]Event, log *slog.Logger) error {
 // out holds want. It reports whether the file ends without a newline.
 func scanFile(f io.ReaderAt, name string, size int64, want int, out *[]Event, log *slog.Logger) (midLine bool, err error) {
 	var (
-		last       = true
-		bad        int
-		firstBadAt int64
+		last           = true
+		bad            int
+		firstBadAt     int64
+		unknown        int
+		firstUnknownAt int64
+		unknownKind    string
 	)
 	err = scanLinesBackward(f, size, readChunk, func(off int64, line []byte, terminated, tooLong bool) bool {
 		isLast := last
@@ -106,16 +109,27 @@ func scanFile(f io.ReaderAt, name string, size int64, want int, out *[]Event, lo
 			firstBadAt = off // walking backwards, the last one seen is the first in the file
 			return len(*out) < want
 		}
-		if ev.Kind == KindMsg || ev.Kind == KindMe {
+		switch ev.Kind {
+		case KindMsg, KindMe:
 			if len(*out) >= want {
 				return false
 			}
 			*out = append(*out, ev)
+		case KindJoin, KindLeave, KindNick:
+		default:
+			// Not written by netchat: a newer version's kind, or a
+			// hand-edited file. Never replayed, never silently.
+			unknown++
+			firstUnknownAt, unknownKind = off, ev.Kind
 		}
 		return len(*out) < want
 	})
 	if bad > 0 {
 		log.Warn("unparsable lines in transcript skipped", "file", name, "lines", bad, "first_offset", firstBadAt)
+	}
+	if unknown > 0 {
+		log.Warn("transcript lines with an unknown kind skipped", "file", name, "lines", unknown,
+			"first_offset", firstUnknownAt, "kind", unknownKind)
 	}
 	return midLine, err
 }

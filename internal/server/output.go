@@ -439,7 +439,8 @@ type flusher struct {
 	srv     *Server
 	mu      sync.Mutex
 	dirty   []*output
-	waiting bool // run is waiting for work and must be woken
+	since   time.Time // when dirty last became non-empty
+	waiting bool      // run is waiting for work and must be woken
 	wake    chan struct{}
 }
 
@@ -450,6 +451,9 @@ func newFlusher(s *Server) *flusher {
 // add puts o on the list for the next sweep; o.mu is held.
 func (f *flusher) add(o *output) {
 	f.mu.Lock()
+	if len(f.dirty) == 0 {
+		f.since = time.Now()
+	}
 	f.dirty = append(f.dirty, o)
 	wake := f.waiting
 	f.waiting = false
@@ -459,19 +463,28 @@ func (f *flusher) add(o *output) {
 	}
 }
 
+// minDelay is the shortest flush delay worth a sleep.
+const minDelay = 200 * time.Microsecond
+
 // run sweeps until the server is done.
 //
-// Pacing: a sweep that wrote n connections is followed by the next one no
-// sooner than n/writeRate after it began. An idle or small room never
-// notices (its sweeps are far below the rate, so a line is written the
-// moment it is queued); a big busy room gets a batching window that grows
-// with its size, so each write carries several lines and the machine's
-// write(2) budget stays bounded. See docs/BENCHMARKS.md for how the rate
-// was chosen.
+// Adaptive delay: a sweep starts when the oldest output waiting for it
+// has waited delayFactor times as long as the previous sweep took (at
+// most maxFlushDelay). A sweep's duration measures the load: it grows
+// with the number of connections written and with how busy the machine
+// is. An idle or small room never notices (a sweep of a few connections
+// takes microseconds, so a line is written the moment it is queued),
+// while in a big busy room the lines of several messages collect before
+// a sweep, so that each write carries several of them and the number of
+// writes grows with users × sweeps rather than users × messages. The delay
+// counts from the first line waiting, not from the previous sweep: when
+// messages come in gaps, nobody waits for a sweep that has nothing to
+// write. See docs/BENCHMARKS.md for how the factor was chosen.
 func (f *flusher) run() {
 	var work []*output
 	iov := make([][]byte, 0, maxIov)
-	rate := f.srv.writeRate
+	var last time.Duration
+	factor, maxDelay, rate := f.srv.flushFactor, f.srv.flushMax, f.srv.writeRate
 	for {
 		f.mu.Lock()
 		for len(f.dirty) == 0 {
@@ -484,6 +497,14 @@ func (f *flusher) run() {
 			}
 			f.mu.Lock()
 		}
+		since := f.since
+		f.mu.Unlock()
+		if d := min(time.Duration(factor*float64(last)), maxDelay); d >= minDelay {
+			if wait := time.Until(since.Add(d)); wait >= minDelay {
+				time.Sleep(wait)
+			}
+		}
+		f.mu.Lock()
 		work, f.dirty = f.dirty, work[:0]
 		f.mu.Unlock()
 
@@ -491,9 +512,10 @@ func (f *flusher) run() {
 		for _, o := range work {
 			iov = o.flush(iov)
 		}
+		last = time.Since(start)
 		f.srv.m.sweep(len(work))
 		if rate > 0 {
-			if wait := time.Duration(float64(len(work))/rate*float64(time.Second)) - time.Since(start); wait > 50*time.Microsecond {
+			if wait := time.Duration(float64(len(work))/rate*float64(time.Second)) - last; wait > minDelay {
 				time.Sleep(wait)
 			}
 		}

@@ -87,6 +87,12 @@ func Defaults() Config {
 // docs/BENCHMARKS.md for the measurements behind it.
 const DefaultWriteRate = 0
 
+// The flushers' adaptive delay (see flusher.run).
+const (
+	flushDelayFactor = 2.0
+	maxFlushDelay    = 200 * time.Millisecond
+)
+
 // maxRejecting bounds the refusals being written at once.
 const maxRejecting = 256
 
@@ -104,8 +110,10 @@ type Server struct {
 	log  *slog.Logger
 	m    *Metrics
 
-	stallMax  time.Duration
-	writeRate float64 // per flusher
+	stallMax    time.Duration
+	writeRate   float64 // per flusher; experiments only
+	flushFactor float64
+	flushMax    time.Duration
 
 	inShutdown atomic.Bool
 	rejecting  atomic.Int32 // refusals being written
@@ -155,11 +163,16 @@ func New(room *chat.Room, cfg Config) *Server {
 		done:      make(chan struct{}),
 		ioDone:    make(chan struct{}),
 	}
-	if rate := os.Getenv("NETCHAT_WRITE_RATE"); rate != "" {
-		// An experiment knob for benchmarks (docs/BENCHMARKS.md).
-		if r, err := strconv.ParseFloat(rate, 64); err == nil {
-			cfg.WriteRate = r
-		}
+	srv.flushFactor, srv.flushMax = flushDelayFactor, maxFlushDelay
+	// Experiment knobs for the benchmarks of docs/BENCHMARKS.md.
+	if v, err := strconv.ParseFloat(os.Getenv("NETCHAT_WRITE_RATE"), 64); err == nil {
+		cfg.WriteRate = v
+	}
+	if v, err := strconv.ParseFloat(os.Getenv("NETCHAT_FLUSH_FACTOR"), 64); err == nil {
+		srv.flushFactor = v
+	}
+	if v, err := time.ParseDuration(os.Getenv("NETCHAT_FLUSH_MAX")); err == nil {
+		srv.flushMax = v
 	}
 	srv.writeRate = cfg.WriteRate / float64(runtime.GOMAXPROCS(0))
 	return srv

@@ -79,8 +79,32 @@ func Send(ctx context.Context, cfg SendConfig) (res SendResult, err error) {
 		}
 		laddr = net.UDPAddrFromAddrPort(b)
 	}
-	c, err := net.ListenUDP(network, laddr)
+	// A unicast destination gets a connected socket, as nc -u does: only
+	// then does the kernel report an ICMP port unreachable (on every
+	// system), so that a closed port is an error rather than silence. Its
+	// replies must then come from dst itself. Broadcast and multicast have
+	// any number of responders, so those stay unconnected.
+	connected := !cfg.Broadcast && !dst.Addr().IsMulticast()
+	var c *net.UDPConn
+	if connected {
+		d := net.Dialer{Control: noBroadcastBeforeConnect}
+		if laddr != nil {
+			d.LocalAddr = laddr
+		}
+		var nc net.Conn
+		if nc, err = d.DialContext(ctx, network, dst.String()); err == nil {
+			c = nc.(*net.UDPConn)
+		}
+	} else {
+		c, err = net.ListenUDP(network, laddr)
+	}
 	if err != nil {
+		switch {
+		case connected && errors.Is(err, syscall.EACCES):
+			return res, fmt.Errorf("cannot send to %s: %v (sending to a broadcast address needs --broadcast)", dst, unwrapOpError(err))
+		case connected:
+			return res, fmt.Errorf("cannot send to %s: %w", dst, unwrapOpError(err))
+		}
 		return res, fmt.Errorf("bind %s: %w", cfg.Bind, err)
 	}
 	defer c.Close()
@@ -91,11 +115,14 @@ func Send(ctx context.Context, cfg SendConfig) (res SendResult, err error) {
 	var nReplies atomic.Int64
 	gotReply := make(chan struct{}, 1)
 	replies := make(chan error, 1)
-	go func() { replies <- printReplies(c, cfg.Out, cfg.Hex, &nReplies, gotReply) }()
+	readerDone := false
+	go func() { replies <- printReplies(c, connected, dst, cfg.Out, cfg.Hex, &nReplies, gotReply) }()
 	defer func() {
 		c.Close()
-		if rerr := <-replies; rerr != nil && err == nil {
-			err = rerr
+		if !readerDone {
+			if rerr := <-replies; rerr != nil && err == nil {
+				err = rerr
+			}
 		}
 		res.Replies = int(nReplies.Load())
 	}()
@@ -112,7 +139,24 @@ func Send(ctx context.Context, cfg SendConfig) (res SendResult, err error) {
 				}
 			}
 			first = false
-			if _, err := c.WriteToUDPAddrPort(p, dst); err != nil {
+			select {
+			case rerr := <-replies:
+				// Port unreachable reported to the reader: further
+				// datagrams would go nowhere.
+				readerDone = true
+				return res, rerr
+			default:
+			}
+			var err error
+			if connected {
+				_, err = c.Write(p)
+			} else {
+				_, err = c.WriteToUDPAddrPort(p, dst)
+			}
+			if err != nil {
+				if errors.Is(err, syscall.ECONNREFUSED) {
+					return res, refusedError(dst)
+				}
 				if errors.Is(err, syscall.EACCES) && !cfg.Broadcast {
 					err = fmt.Errorf("%w (sending to a broadcast address needs --broadcast)", err)
 				}
@@ -139,9 +183,27 @@ func Send(ctx context.Context, cfg SendConfig) (res SendResult, err error) {
 			return res, nil
 		case <-ctx.Done():
 		case <-gotReply:
+		case rerr := <-replies:
+			// The reader stopped early: port unreachable, or a failure.
+			readerDone = true
+			return res, rerr
 		}
 	}
 	return res, ctx.Err()
+}
+
+// refusedError is the ICMP port unreachable that a connected socket
+// reports as ECONNREFUSED.
+func refusedError(dst netip.AddrPort) error {
+	return fmt.Errorf("%s: connection refused (ICMP port unreachable: nothing listens on that UDP port)", dst)
+}
+
+func unwrapOpError(err error) error {
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err
+	}
+	return err
 }
 
 // messageSource yields the payloads to send; the error channel gets one
@@ -204,8 +266,9 @@ func messageSource(ctx context.Context, cfg SendConfig) (<-chan []byte, <-chan e
 	return out, errc
 }
 
-// printReplies prints datagrams until the socket is closed.
-func printReplies(c *net.UDPConn, out io.Writer, asHex bool, count *atomic.Int64, notify chan<- struct{}) error {
+// printReplies prints datagrams until the socket is closed. On a
+// connected socket a port unreachable ends it with refusedError.
+func printReplies(c *net.UDPConn, connected bool, dst netip.AddrPort, out io.Writer, asHex bool, count *atomic.Int64, notify chan<- struct{}) error {
 	buf := make([]byte, maxDatagram)
 	line := make([]byte, 0, 256)
 	for {
@@ -214,9 +277,12 @@ func printReplies(c *net.UDPConn, out io.Writer, asHex bool, count *atomic.Int64
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			// An ICMP error from an earlier datagram (port unreachable)
-			// surfaces here; it is not a reason to stop listening.
 			if errors.Is(err, syscall.ECONNREFUSED) {
+				if connected {
+					return refusedError(dst)
+				}
+				// An unconnected socket is not told on most systems; where
+				// it is, other responders may still answer.
 				continue
 			}
 			return err

@@ -216,3 +216,30 @@ func TestParseBind(t *testing.T) {
 		}
 	}
 }
+
+// TestSendClosedPort: the ICMP port unreachable of a closed port ends Send
+// with "connection refused", whether it surfaces while waiting for a reply
+// or on the next datagram.
+func TestSendClosedPort(t *testing.T) {
+	t.Parallel()
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := c.LocalAddr().String()
+	c.Close()
+	for _, cfg := range []SendConfig{
+		{Addr: addr, Messages: []string{"x"}, Wait: 10 * time.Second},
+		{Addr: addr, Messages: []string{"x"}, Count: 50, Interval: 20 * time.Millisecond, Wait: 10 * time.Second},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := Send(ctx, cfg)
+		cancel()
+		if err == nil || !strings.Contains(err.Error(), addr+": connection refused") || res.Replies != 0 {
+			t.Errorf("count %d: %+v, %v; want connection refused", cfg.Count, res, err)
+		}
+		if cfg.Count > 1 && res.Sent == cfg.Count {
+			t.Errorf("all %d datagrams sent to a closed port", res.Sent)
+		}
+	}
+}

@@ -31,3 +31,17 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// noBroadcastBeforeConnect is a net.Dialer Control that turns SO_BROADCAST
+// off before connect(2): the kernel checks it there, and a socket
+// connected to a broadcast address while Go's default had it on would
+// keep sending to it.
+func noBroadcastBeforeConnect(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_BROADCAST, 0)
+	}); err != nil {
+		return err
+	}
+	return serr
+}
