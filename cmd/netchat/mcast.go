@@ -67,12 +67,12 @@ datagrams on the local network.`,
 			defer stop()
 			out := cmd.OutOrStdout()
 			_, err = s.SendEvery(ctx, interval, count, func() []byte {
-				m := message
-				if m == "" {
-					m = time.Now().Format(mcastTimeFormat)
+				if message != "" {
+					return []byte(message)
 				}
-				fmt.Fprintf(out, "sent to %s: %s\n", s.Group(), m)
-				return []byte(m)
+				return []byte(time.Now().Format(mcastTimeFormat))
+			}, func(p []byte) {
+				fmt.Fprintf(out, "sent to %s: %s\n", s.Group(), p)
 			})
 			return err
 		},

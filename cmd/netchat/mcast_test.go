@@ -57,3 +57,38 @@ func TestMcastSendListenCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestMcastIPv6OnLoopback: IPv6 through the commands on lo. Where the
+// kernel refuses IPv6 multicast on lo, send must fail with the interface
+// and the kernel's reason, print no "sent to" line, and the test skips.
+func TestMcastIPv6OnLoopback(t *testing.T) {
+	t.Parallel()
+	_, refused := mcasttest.LoopbackIPv6Refused(t)
+	group := mcasttest.GroupV6(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if refused != nil {
+		sent, _, err := execSub(ctx, newMcastCmd(), "", "send", "--iface", "lo", "--count", "1", "--message", "ping", group)
+		if err == nil || !strings.Contains(err.Error(), "on interface lo: the kernel refused: ") || sent != "" {
+			t.Errorf("send printed %q, error %v; want no output and an error naming lo and the kernel's reason", sent, err)
+		}
+		t.Skipf("the kernel refuses IPv6 multicast on lo: %v (mcast send reports: %v)", refused, err)
+	}
+	var out, errOut syncbuf.Buffer
+	listen := newMcastCmd()
+	listen.SetArgs([]string{"listen", "--iface", "lo", "--count", "1", group})
+	listen.SetOut(&out)
+	listen.SetErr(&errOut)
+	done := make(chan error, 1)
+	go func() { done <- listen.ExecuteContext(ctx) }()
+	waitOutput(t, &errOut, "joined")
+	if _, _, err := execSub(ctx, newMcastCmd(), "", "send", "--iface", "lo", "--count", "1", "--message", "ping", group); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := out.String(); !strings.HasPrefix(got, "from [::1]:") || !strings.HasSuffix(got, " (IPv6, 4 bytes): ping\n") {
+		t.Errorf("listen printed %q", got)
+	}
+}

@@ -29,6 +29,10 @@ type BrowseConfig struct {
 	Timeout time.Duration // how long to listen; default 3s
 
 	maxServers int // default MaxServers; tests lower it
+	// stopWhen, if set, ends the browse early (nil error) once it holds
+	// for the servers heard so far: tests wait for a condition, not for a
+	// fixed window.
+	stopWhen func([]Server) bool
 }
 
 // MaxServers bounds how many distinct servers one Browse keeps: IDs are
@@ -97,6 +101,9 @@ func browse(ctx context.Context, cfg BrowseConfig, onReady func()) ([]Server, er
 			continue
 		}
 		found[b.ID] = Server{Beacon: b, Addr: dialAddr(from.Addr(), b.Port), Seen: time.Now()}
+		if cfg.stopWhen != nil && cfg.stopWhen(sorted(found)) {
+			return sorted(found), nil
+		}
 	}
 }
 

@@ -36,6 +36,10 @@ type Config struct {
 	// source address. Only for a loopback server address.
 	SourceIPs int
 	TLS       *tls.Config // nil: plain TCP
+	// WSPath, if set, makes every client a WebSocket client of that
+	// resource ("/ws"): one text frame per line in each direction.
+	// WSHost is the Host header (and Origin http://WSHost); default Addr.
+	WSPath, WSHost string
 	// ServerPID, if set, is the local server process whose CPU use inside
 	// the window is reported (Linux): deliveries per server CPU second
 	// hardly depend on how much CPU the generator takes from the server.
@@ -97,6 +101,14 @@ func (c *Config) Validate() error {
 	case c.SourceIPs < 0 || c.SourceIPs > 1<<24-3:
 		return errors.New("source IPs must be between 0 and 16777213")
 	}
+	if c.WSPath != "" {
+		switch {
+		case c.TLS != nil:
+			return errors.New("WebSocket over TLS (wss) is not supported")
+		case c.WSPath[0] != '/':
+			return fmt.Errorf("WebSocket path %q must start with /", c.WSPath)
+		}
+	}
 	host, _, err := net.SplitHostPort(c.Addr)
 	if err != nil {
 		return fmt.Errorf("address %q: %v", c.Addr, err)
@@ -133,4 +145,12 @@ func (c *Config) fillDefaults() {
 func sourceAddr(i, n int) *net.TCPAddr {
 	k := i%n + 2
 	return &net.TCPAddr{IP: net.IPv4(127, byte(k>>16), byte(k>>8), byte(k))}
+}
+
+// wsHost is the Host header of the WebSocket handshake.
+func (c *Config) wsHost() string {
+	if c.WSHost != "" {
+		return c.WSHost
+	}
+	return c.Addr
 }

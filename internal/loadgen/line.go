@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 )
@@ -10,7 +11,9 @@ var (
 	readyTag = []byte("BENCHREADY ")
 	// netchat's error notices ("! slow down", "! nickname taken").
 	errorPrefix = []byte("! ")
-	welcomeTag  = []byte("* Welcome, ")
+	// netchat's welcome is "* Welcome, NICK! ..."; node-ws-chat's and
+	// node-chat's "* welcome NICK! ...": the case is not compared.
+	welcomeTag = []byte("* welcome")
 )
 
 // parseBench parses "<sender> <seq> <unixnano>" at the start of b, the part
@@ -74,4 +77,9 @@ func appendBench(buf []byte, sender int, seq, now int64, payload int) []byte {
 		}
 	}
 	return append(buf, '\n')
+}
+
+// isWelcome reports whether line accepts the nickname.
+func isWelcome(line []byte) bool {
+	return len(line) >= len(welcomeTag) && bytes.EqualFold(line[:len(welcomeTag)], welcomeTag)
 }

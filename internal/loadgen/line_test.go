@@ -117,18 +117,20 @@ func FuzzHandleLine(f *testing.F) {
 		for i := range r.wake {
 			r.wake[i] = make(chan struct{}, 1)
 		}
-		r.measureStart.Store(r.baseNano)
-		r.measureEnd.Store(1 << 62)
 		c := &client{id: 3, lastSeq: make([]int64, 2)}
-		r.handleLine(c, line)
-		r.handleLine(c, line)
-		if d := c.delivered.Load(); d > 2 || c.measured.Load() > d || c.lat.Count() != uint64(c.measured.Load()) {
-			t.Fatalf("%q: delivered %d, measured %d, %d latency samples", line, d, c.measured.Load(), c.lat.Count())
+		st := new(stats)
+		ck := chunk{now: r.now(), mStart: r.baseNano, mEnd: 1 << 62}
+		r.handleLine(c, st, line, &ck)
+		r.handleLine(c, st, line, &ck)
+		st.flush(&ck)
+		d := st.delivered.Load()
+		if d > 2 || st.measured > d || st.lat.Count() != uint64(st.measured) || st.fresh.Load() > 1 {
+			t.Fatalf("%q: delivered %d, measured %d (%d fresh), %d latency samples", line, d, st.measured, st.fresh.Load(), st.lat.Count())
 		}
-		if c.delivered.Load() == 2 && c.orderViolations != 1 {
+		if d == 2 && st.orderViolations != 1 {
 			t.Fatalf("%q delivered twice without an order violation", line)
 		}
-		if c.delivered.Load() > 0 && !bytes.Contains(line, benchTag) {
+		if d > 0 && !bytes.Contains(line, benchTag) {
 			t.Fatalf("%q counted as a delivery", line)
 		}
 	})

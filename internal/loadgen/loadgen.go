@@ -16,22 +16,23 @@
 //  4. drain: wait a bounded time for lines still in flight.
 //
 // The generator usually shares the CPU with the server it measures, so the
-// receiving side is kept cheap: one goroutine and one bufio.Reader per
-// client, no allocation and no shared lock per received line, and per-client
-// statistics that are merged once at the end.
+// receiving side is kept cheap: plain TCP clients are read from one epoll
+// set per CPU (poller_linux.go), with no goroutine, buffer or wake-up per
+// client; one clock reading serves all lines of a read; nothing is
+// allocated or locked per received line; and the statistics belong to the
+// reader (a poller) and are merged once at the end. TLS connections, and
+// every connection on systems without epoll, get a reader goroutine.
+//
+// Over WebSocket (Config.WSPath) every line travels as one text frame in
+// each direction, as netchat's /ws and chatload --proto ws do (ws.go).
 package loadgen
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,36 +42,14 @@ import (
 // order checking needs (8 bytes each).
 const maxOrderEntries = 4 << 20
 
-type client struct {
-	id   int
-	conn net.Conn // raw, or TLS over raw
-	raw  net.Conn // closed to end the run: no TLS close_notify per client
-	br   *bufio.Reader
-
-	seenReady atomic.Bool
-	// Read live by progress and drain while the reader updates them.
-	delivered atomic.Int64 // BENCH lines of this run from other clients
-	measured  atomic.Int64 // deliveries of lines sent inside the window
-
-	// Owned by the reader goroutine; read only after it has exited.
-	lastSeq         []int64 // highest seq per sender; nil if not checked
-	inWindow        int64   // deliveries that arrived inside the window
-	echoes          int64
-	probeEchoes     int64
-	orderViolations int64
-	serverErrors    int64
-	stale           int64
-	foreign         int64
-	disconnected    bool
-	readFailed      bool
-	lat             Histogram
-}
-
 // senderCount is padded so that senders do not share a cache line.
 type senderCount struct {
 	sent     atomic.Int64
 	measured atomic.Int64
-	_        [48]byte
+	// lagMax is how late (ns) the sender sent a line after the time its
+	// open-loop schedule gave it; written by the sender only.
+	lagMax int64
+	_      [40]byte
 }
 
 type run struct {
@@ -83,9 +62,15 @@ type run struct {
 	base     time.Time
 	baseNano int64
 
-	mu      sync.Mutex // guards clients and closing's transition
-	clients []*client
-	closing atomic.Bool // set before we close connections ourselves
+	mu       sync.Mutex // guards clients, stats and closing's transition
+	clients  []*client
+	stats    []*stats    // one per reader: pollers, reader goroutines, connect workers
+	closing  atomic.Bool // set before we close connections ourselves
+	closed   sync.Once
+	released sync.Once
+
+	pollers []*poller
+	maxLine int // longer received lines are handled by this prefix
 
 	readers sync.WaitGroup
 	senders sync.WaitGroup
@@ -139,12 +124,18 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (Result, error) {
 		sent:        make([]senderCount, cfg.Senders),
 	}
 	r.baseNano = r.base.UnixNano()
+	r.maxLine = max(4096, 2*cfg.Payload)
 	for i := range r.wake {
 		r.wake[i] = make(chan struct{}, 1)
 	}
+	if cfg.TLS == nil {
+		r.mu.Lock()
+		r.pollers = newPollers(r)
+		r.mu.Unlock()
+	}
 	// Cancellation closes every connection, which unblocks every reader,
 	// writer and dial at once.
-	stop := context.AfterFunc(ctx, r.closeAll)
+	stop := context.AfterFunc(ctx, func() { r.closeAll(false) })
 	defer stop()
 	res, err := r.execute(ctx)
 	if ctx.Err() != nil {
@@ -159,16 +150,62 @@ func (r *run) logf(format string, args ...any) {
 	}
 }
 
-// closeAll stops the senders and closes every registered connection.
-func (r *run) closeAll() {
+// closeAll stops the senders and ends every connection and reader. With
+// graceful set, WebSocket clients first do the close handshake (below).
+func (r *run) closeAll(graceful bool) {
 	r.stopOnce.Do(func() { close(r.stopSending) })
-	r.mu.Lock()
-	r.closing.Store(true)
-	clients := r.clients
-	r.mu.Unlock()
+	r.closed.Do(func() {
+		r.mu.Lock()
+		r.closing.Store(true)
+		clients := r.clients
+		pollers := r.pollers
+		r.mu.Unlock()
+		if graceful && r.cfg.WSPath != "" {
+			r.closeHandshake(clients)
+		}
+		for _, c := range clients {
+			if c != nil {
+				c.interrupt()
+			}
+		}
+		for _, p := range pollers {
+			p.close()
+		}
+	})
+}
+
+// release frees every connection; nothing of the run may use them any
+// more (shutdown has waited for the senders and readers).
+func (r *run) release() {
+	r.released.Do(func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, c := range r.clients {
+			if c != nil {
+				c.end()
+			}
+		}
+	})
+}
+
+// wsCloseWait bounds the WebSocket close handshake of a whole run.
+const wsCloseWait = time.Second
+
+// closeHandshake sends every WebSocket client's close frame, then waits
+// (at most wsCloseWait in all) until the server has answered and closed
+// each TCP connection itself, so that the TIME_WAIT state stays on the
+// server (RFC 6455 7.1.1) and repeated big runs do not use up the
+// bench's ephemeral ports. Lines arriving meanwhile are not counted.
+func (r *run) closeHandshake(clients []*client) {
+	deadline := time.Now().Add(wsCloseWait)
 	for _, c := range clients {
-		if c != nil {
-			c.raw.Close()
+		if c != nil && !c.ended.Load() {
+			c.writeCloseBy(wsCloseNormal, deadline)
+		}
+	}
+	for _, c := range clients {
+		for c != nil && !c.ended.Load() && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
 		}
 	}
 }
@@ -176,15 +213,16 @@ func (r *run) closeAll() {
 // shutdown closes everything and waits until no goroutine of the run is
 // left, after which the reader-owned statistics may be read.
 func (r *run) shutdown() {
-	r.closeAll()
+	r.closeAll(true)
 	r.senders.Wait()
 	r.readers.Wait()
+	r.release()
 }
 
 func (r *run) execute(ctx context.Context) (Result, error) {
 	cfg := r.cfg
 	res := Result{
-		Addr: cfg.Addr, TLS: cfg.TLS != nil, Clients: cfg.Clients, Senders: cfg.Senders,
+		Addr: cfg.Addr, TLS: cfg.TLS != nil, WSPath: cfg.WSPath, Clients: cfg.Clients, Senders: cfg.Senders,
 		Rate: cfg.Rate, PayloadBytes: cfg.Payload, NickStep: cfg.NickPrefix != "",
 		DurationS: cfg.Duration.Seconds(), WarmupS: cfg.Warmup.Seconds(),
 	}
@@ -218,7 +256,7 @@ func (r *run) execute(ctx context.Context) (Result, error) {
 	r.measureEnd.Store(mEnd)
 	for s := range cfg.Senders {
 		r.senders.Add(1)
-		go r.sendLoop(r.clients[s], s)
+		go r.sendLoop(r.clients[s], s, start)
 	}
 	cpu := r.watchWindow(ctx, start, mStart, mEnd)
 	r.stopOnce.Do(func() { close(r.stopSending) })
@@ -241,7 +279,32 @@ func (r *run) execute(ctx context.Context) (Result, error) {
 			res.DeliveriesPerServerCPUSec = res.DeliveriesPerSec * cfg.Duration.Seconds() / cpu.server.Seconds()
 		}
 	}
+	if res.SentLines == 0 || res.Deliveries == 0 {
+		return res, nothingMeasured(&res)
+	}
 	return res, nil
+}
+
+// pacedBelow: a closed-loop sender that gets fewer lines per second than
+// this through is held back by the server (a healthy one passes
+// thousands; netchat's default rate limit allows 10).
+const pacedBelow = 20
+
+// ErrNothingMeasured is wrapped by Run's error when the run completed but
+// measured nothing: no line was sent inside the window, or none reached
+// another client. The Result is still filled in.
+var ErrNothingMeasured = errors.New("nothing was measured")
+
+func nothingMeasured(res *Result) error {
+	why := "no line sent inside the window reached another client"
+	switch {
+	case res.LimitHint != "":
+		why = "stopped by " + res.LimitHint
+	case res.SentLines == 0:
+		why = "the senders sent nothing inside the window"
+	}
+	return fmt.Errorf("%w (%d lines sent in the window, %d delivered; %d server errors, %d disconnects, %d write errors): %s",
+		ErrNothingMeasured, res.SentLines, res.Deliveries, res.ServerErrorLines, res.Disconnects, res.WriteErrors, why)
 }
 
 // connect dials every client with at most DialConcurrency connects in
@@ -249,13 +312,20 @@ func (r *run) execute(ctx context.Context) (Result, error) {
 // room would measure a different load than was asked for.
 func (r *run) connect(ctx context.Context, res *Result) error {
 	cfg := r.cfg
-	type stats struct {
+	type workerStats struct {
 		dial, welcome Histogram
 		err           error
 		failedClient  int
+		recv          *stats // what arrives with the welcome
 	}
 	workers := min(cfg.DialConcurrency, cfg.Clients)
-	st := make([]stats, workers)
+	st := make([]workerStats, workers)
+	r.mu.Lock()
+	for w := range st {
+		st[w].recv = new(stats)
+		r.stats = append(r.stats, st[w].recv)
+	}
+	r.mu.Unlock()
 	var failed atomic.Bool
 	next := make(chan int)
 	var wg sync.WaitGroup
@@ -265,7 +335,7 @@ func (r *run) connect(ctx context.Context, res *Result) error {
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				if err := r.dial(ctx, i, &st[w].dial, &st[w].welcome); err != nil {
+				if err := r.dial(ctx, i, st[w].recv, &st[w].dial, &st[w].welcome); err != nil {
 					if st[w].err == nil {
 						st[w].err, st[w].failedClient = err, i
 					}
@@ -315,109 +385,6 @@ func (r *run) connect(ctx context.Context, res *Result) error {
 	return nil
 }
 
-// dial connects client i, waits for the greeting, registers its nickname
-// and starts its reader.
-func (r *run) dial(ctx context.Context, i int, dialHist, welcomeHist *Histogram) error {
-	cfg := r.cfg
-	start := time.Now()
-	d := net.Dialer{Timeout: cfg.DialTimeout}
-	if cfg.SourceIPs > 0 {
-		d.LocalAddr = sourceAddr(i, cfg.SourceIPs)
-	}
-	raw, err := d.DialContext(ctx, "tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			raw.Close()
-		}
-	}()
-	// The handshake below is bounded by deadlines, not by ctx; a deadline
-	// in the past makes it notice ctx. Deadlines set on raw also bound the
-	// TLS connection's reads and writes.
-	canceled := time.Unix(1, 0)
-	stop := context.AfterFunc(ctx, func() { raw.SetDeadline(canceled) })
-	defer stop()
-	setDeadline := func(d time.Duration) {
-		raw.SetDeadline(time.Now().Add(d))
-		if ctx.Err() != nil {
-			raw.SetDeadline(canceled)
-		}
-	}
-	conn := raw
-	if cfg.TLS != nil {
-		tc := tls.Client(raw, cfg.TLS)
-		setDeadline(cfg.DialTimeout)
-		if err := tc.Handshake(); err != nil {
-			return fmt.Errorf("TLS handshake: %w", err)
-		}
-		conn = tc
-	}
-	c := &client{id: i, conn: conn, raw: raw, br: bufio.NewReaderSize(conn, max(4096, 2*cfg.Payload))}
-	setDeadline(cfg.GreetingTimeout)
-	if _, err := c.readLine(); err != nil {
-		return fmt.Errorf("no greeting line: %w", err)
-	}
-	dialHist.Record(int64(time.Since(start)))
-	if cfg.NickPrefix != "" {
-		t := time.Now()
-		nick := cfg.NickPrefix + strconv.Itoa(i)
-		setDeadline(cfg.GreetingTimeout)
-		if _, err := io.WriteString(conn, nick+"\n"); err != nil {
-			return fmt.Errorf("sending nickname: %w", err)
-		}
-		if err := c.awaitWelcome(nick); err != nil {
-			return err
-		}
-		welcomeHist.Record(int64(time.Since(t)))
-	}
-	if !stop() {
-		return ctx.Err()
-	}
-	raw.SetDeadline(time.Time{})
-	if int64(cfg.Clients)*int64(cfg.Senders) <= maxOrderEntries {
-		c.lastSeq = make([]int64, cfg.Senders)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closing.Load() {
-		return errors.New("benchmark stopped")
-	}
-	r.clients[i] = c
-	r.readers.Add(1)
-	go r.readLoop(c)
-	ok = true
-	return nil
-}
-
-// readLine returns the next whole line; the tail of an over-long line is
-// skipped.
-func (c *client) readLine() ([]byte, error) {
-	line, err := c.br.ReadSlice('\n')
-	for errors.Is(err, bufio.ErrBufferFull) {
-		_, err = c.br.ReadSlice('\n')
-	}
-	return line, err
-}
-
-// awaitWelcome reads until the server accepts or refuses the nickname.
-func (c *client) awaitWelcome(nick string) error {
-	for {
-		line, err := c.readLine()
-		if err != nil {
-			return fmt.Errorf("no welcome after nickname %q: %w", nick, err)
-		}
-		switch {
-		case bytes.HasPrefix(line, welcomeTag):
-			return nil
-		case bytes.HasPrefix(line, errorPrefix):
-			return fmt.Errorf("server refused nickname %q: %q", nick, bytes.TrimRight(line, "\r\n"))
-		}
-	}
-}
-
 // waitReady makes clients 0 and 1 send probes until every client has
 // received one from another client. Probes back off from 50ms to 1s so
 // that they add little to a big room's join traffic.
@@ -428,7 +395,7 @@ func (r *run) waitReady(ctx context.Context) error {
 	for round := 0; ; round++ {
 		for _, c := range r.clients[:2] {
 			line := fmt.Sprintf("BENCHREADY %d %d %d\n", c.id, r.baseNano, round)
-			if _, err := io.WriteString(c.conn, line); err != nil {
+			if err := c.writeLine([]byte(line)); err != nil {
 				return fmt.Errorf("sending ready probe as client %d: %w", c.id, err)
 			}
 		}
@@ -520,47 +487,44 @@ func (r *run) totals() (sent, delivered int64) {
 	for i := range r.sent {
 		sent += r.sent[i].sent.Load()
 	}
-	for _, c := range r.clients {
-		delivered += c.delivered.Load()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, st := range r.stats {
+		delivered += st.delivered.Load()
 	}
 	return sent, delivered
 }
 
-// drain waits until every measured line has reached every receiver, the
+// drain waits until every receiver has got every measured line, the
 // senders have stopped, or Drain has passed.
 func (r *run) drain(ctx context.Context) {
 	deadline := time.Now().Add(r.cfg.Drain)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
-		var sentMeasured, measured int64
+		var sentMeasured, fresh int64
 		for i := range r.sent {
 			sentMeasured += r.sent[i].measured.Load()
 		}
-		for _, c := range r.clients {
-			measured += c.measured.Load()
+		r.mu.Lock()
+		for _, st := range r.stats {
+			fresh += st.fresh.Load()
 		}
-		if r.sendersDone.Load() == int64(r.cfg.Senders) && measured >= sentMeasured*int64(r.cfg.Clients-1) {
+		r.mu.Unlock()
+		if r.sendersDone.Load() == int64(r.cfg.Senders) && fresh >= sentMeasured*int64(r.cfg.Clients-1) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 }
 
-// collect merges the per-client statistics; the readers must have exited.
+// collect merges the readers' statistics; the readers must have exited.
 func (r *run) collect(res *Result) {
 	cfg := r.cfg
-	var lat Histogram
-	var inWindow, probeEchoes int64
+	var all stats
+	for _, st := range r.stats {
+		all.merge(st)
+	}
 	res.OrderChecked = true
 	for _, c := range r.clients {
-		lat.Merge(&c.lat)
-		res.Deliveries += c.measured.Load()
-		inWindow += c.inWindow
-		res.Echoes += c.echoes
-		probeEchoes += c.probeEchoes
-		res.OrderViolations += c.orderViolations
-		res.ServerErrorLines += c.serverErrors
-		res.StaleLines += c.stale
-		res.ForeignLines += c.foreign
 		if c.disconnected {
 			res.Disconnects++
 		}
@@ -571,17 +535,41 @@ func (r *run) collect(res *Result) {
 			res.OrderChecked = false
 		}
 	}
+	res.Deliveries = all.measured
+	res.Echoes = all.echoes
+	res.OrderViolations = all.orderViolations
+	res.ServerErrorLines = all.serverErrors
+	res.StaleLines = all.stale
+	res.ForeignLines = all.foreign
+	res.LimitHint = all.limits.hint()
+	var lagMax int64
 	for i := range r.sent {
 		res.SentLines += r.sent[i].measured.Load()
+		lagMax = max(lagMax, r.sent[i].lagMax)
+	}
+	if cfg.Rate > 0 {
+		res.SendLagMaxMs = ms(time.Duration(lagMax))
 	}
 	sec := cfg.Duration.Seconds()
 	res.SentPerSec = float64(res.SentLines) / sec
+	if perSender := res.SentPerSec / float64(cfg.Senders); cfg.Rate == 0 && res.SentLines > 0 && perSender < pacedBelow {
+		// A rate limit that delays lines instead of refusing them (netchat
+		// lags a sender that is within a burst of its rate) says nothing:
+		// the closed loop then just measures the limit.
+		paced := fmt.Sprintf("in closed loop only %.1f lines/s per sender got through: a rate limit on the server paces the senders "+
+			"(netchat's --msg-rate, 10/s by default: run it with --msg-rate 0), or the server is overloaded", perSender)
+		if res.LimitHint != "" {
+			paced = res.LimitHint + "; and " + paced
+		}
+		res.LimitHint = paced
+	}
 	res.ExpectedDeliveries = res.SentLines * int64(cfg.Clients-1)
 	if res.ExpectedDeliveries > 0 {
 		res.DeliveryRatio = float64(res.Deliveries) / float64(res.ExpectedDeliveries)
 	}
-	res.DeliveriesPerSec = float64(inWindow) / sec
-	res.EchoDetected = res.Echoes > 0 || probeEchoes > 0
+	res.DeliveriesPerSec = float64(all.inWindow) / sec
+	res.EchoDetected = all.echoes > 0 || all.probeEchoes > 0
+	lat := &all.lat
 	res.LatencySamples = int64(lat.Count())
 	res.LatencyP50Ms = ms(lat.Quantile(0.50))
 	res.LatencyP90Ms = ms(lat.Quantile(0.90))
@@ -589,114 +577,18 @@ func (r *run) collect(res *Result) {
 	res.LatencyP999Ms = ms(lat.Quantile(0.999))
 	res.LatencyMaxMs = ms(lat.Max())
 	res.LatencyMeanMs = ms(lat.Mean())
+	if rd := &all.readDelay; rd.Count() > 0 {
+		res.ReadDelaySamples = int64(rd.Count())
+		res.ReadDelayP50Ms = ms(rd.Quantile(0.50))
+		res.ReadDelayP99Ms = ms(rd.Quantile(0.99))
+	}
 	res.WriteErrors = r.writeErrors.Load()
 	res.WindowTimeouts = r.windowTimeouts.Load()
 }
 
-// readLoop reads client c's lines until its connection ends.
-func (r *run) readLoop(c *client) {
-	defer r.readers.Done()
-	skipping := false // inside the tail of an over-long line
-	for {
-		line, err := c.br.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if !skipping {
-				r.handleLine(c, line)
-			}
-			skipping = true
-			continue
-		}
-		if err != nil {
-			if !r.closing.Load() {
-				if errors.Is(err, io.EOF) {
-					c.disconnected = true
-				} else {
-					c.readFailed = true
-				}
-			}
-			return
-		}
-		if !skipping {
-			r.handleLine(c, line)
-		}
-		skipping = false
-	}
-}
-
-// handleLine accounts for one received line. It is the per-delivery hot
-// path: no allocation, no lock, and only the client's own atomics.
-func (r *run) handleLine(c *client, line []byte) {
-	i := bytes.Index(line, benchTag)
-	if i < 0 {
-		if j := bytes.Index(line, readyTag); j >= 0 {
-			r.handleProbe(c, line[j+len(readyTag):])
-		} else if bytes.HasPrefix(line, errorPrefix) {
-			c.serverErrors++
-		}
-		return
-	}
-	now := r.now()
-	sender, seq, sentAt, ok := parseBench(line[i+len(benchTag):])
-	if !ok || sender >= r.cfg.Senders || seq < 1 { // senders count from seq 1
-		c.foreign++
-		return
-	}
-	if sentAt < r.baseNano {
-		c.stale++ // e.g. history the server replays from an earlier run
-		return
-	}
-	if sender == c.id {
-		c.echoes++
-		return
-	}
-	c.delivered.Add(1)
-	if c.lastSeq != nil {
-		if seq <= c.lastSeq[sender] {
-			c.orderViolations++
-		} else {
-			c.lastSeq[sender] = seq
-		}
-	}
-	if r.cfg.Rate == 0 && r.observer(sender) == c.id && seq > r.acked[sender].Load() {
-		r.acked[sender].Store(seq)
-		select {
-		case r.wake[sender] <- struct{}{}:
-		default:
-		}
-	}
-	mStart, mEnd := r.measureStart.Load(), r.measureEnd.Load()
-	if now >= mStart && now < mEnd {
-		c.inWindow++
-	}
-	if sentAt >= mStart && sentAt < mEnd {
-		c.measured.Add(1)
-		c.lat.Record(now - sentAt)
-	}
-}
-
-// handleProbe handles the rest of "BENCHREADY <from> <run> <round>".
-// Probes of other runs (replayed history) are ignored: they would declare
-// a client ready before it receives this run's broadcasts.
-func (r *run) handleProbe(c *client, b []byte) {
-	from, n, ok := parseUint(b)
-	if !ok || n >= len(b) || b[n] != ' ' {
-		return
-	}
-	id, _, ok := parseUint(b[n+1:])
-	if !ok || id != r.baseNano {
-		return
-	}
-	if from == int64(c.id) {
-		c.probeEchoes++
-		return
-	}
-	if !c.seenReady.Swap(true) {
-		r.readyCount.Add(1)
-	}
-}
-
-// sendLoop sends as client c, sender number s, until the window ends.
-func (r *run) sendLoop(c *client, s int) {
+// sendLoop sends as client c, sender number s, from start until the
+// window ends.
+func (r *run) sendLoop(c *client, s int, start int64) {
 	defer r.senders.Done()
 	defer r.sendersDone.Add(1)
 	cfg := r.cfg
@@ -705,8 +597,10 @@ func (r *run) sendLoop(c *client, s int) {
 	if cfg.Rate > 0 {
 		interval = max(int64(float64(time.Second)/cfg.Rate), 1)
 		// Senders start at random points of one interval so that they do
-		// not send in bursts.
-		first = r.now() + rand.Int64N(interval)
+		// not send in bursts. The schedule counts from the start of the
+		// send phase, not from when this goroutine got to run, so a
+		// sender that starts late on a busy machine catches up.
+		first = start + rand.Int64N(interval)
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -726,6 +620,7 @@ func (r *run) sendLoop(c *client, s int) {
 					return
 				}
 			}
+			count.lagMax = max(count.lagMax, r.now()-due)
 		} else if !r.waitWindow(s, seq, timer) {
 			return
 		}
@@ -734,7 +629,7 @@ func (r *run) sendLoop(c *client, s int) {
 			return
 		}
 		buf = appendBench(buf[:0], s, seq, now, cfg.Payload)
-		if _, err := c.conn.Write(buf); err != nil {
+		if err := c.writeLine(buf); err != nil {
 			if !r.closing.Load() {
 				r.writeErrors.Add(1)
 			}

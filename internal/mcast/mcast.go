@@ -111,10 +111,30 @@ func resolve(group netip.AddrPort, iface string) (netip.AddrPort, *net.Interface
 			a = a.WithZone("")
 		}
 	}
-	if ifi != nil && ifi.Flags&net.FlagMulticast == 0 {
-		return group, nil, fmt.Errorf("interface %s does not support multicast (for lo: ip link set lo multicast on)", ifi.Name)
-	}
+	// No check of the interface's MULTICAST flag here: Linux joins groups
+	// and delivers multicast on a loopback without it (common in
+	// containers), so only the kernel's answer to the operation itself
+	// decides, and its error is what the user sees (kernelRefused).
 	return netip.AddrPortFrom(a, group.Port()), ifi, nil
+}
+
+// ifaceName names the interface in error messages.
+func ifaceName(ifi *net.Interface) string {
+	if ifi == nil {
+		return "the system's default interface"
+	}
+	return "interface " + ifi.Name
+}
+
+// kernelRefused says which operation the kernel refused on which
+// interface, with the kernel's own reason (the errno's text, without the
+// Go wrapping around it). The errno stays in the chain for errors.Is.
+func kernelRefused(op string, ifi *net.Interface, err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		err = errno
+	}
+	return fmt.Errorf("%s on %s: the kernel refused: %w", op, ifaceName(ifi), err)
 }
 
 // Options are the multicast socket options as the kernel reports them.
@@ -142,6 +162,7 @@ type SenderConfig struct {
 type Sender struct {
 	c   *net.UDPConn
 	dst netip.AddrPort
+	ifi *net.Interface // nil: the system's choice
 	p4  *ipv4.PacketConn
 	p6  *ipv6.PacketConn
 }
@@ -156,6 +177,12 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newSender(cfg, group, ifi)
+}
+
+// newSender is NewSender for a resolved group and interface.
+func newSender(cfg SenderConfig, group netip.AddrPort, ifi *net.Interface) (*Sender, error) {
+	var err error
 	if cfg.TTL == 0 {
 		cfg.TTL = 1
 	}
@@ -184,7 +211,7 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Sender{c: c, dst: group}
+	s := &Sender{c: c, dst: group, ifi: ifi}
 	if group.Addr().Is4() {
 		s.p4 = ipv4.NewPacketConn(c)
 		err = errors.Join(
@@ -192,7 +219,9 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 			s.p4.SetMulticastLoopback(cfg.Loopback),
 		)
 		if err == nil && ifi != nil {
-			err = s.p4.SetMulticastInterface(ifi)
+			if err = s.p4.SetMulticastInterface(ifi); err != nil {
+				err = kernelRefused("setting the outgoing multicast interface (IP_MULTICAST_IF)", ifi, err)
+			}
 		}
 	} else {
 		s.p6 = ipv6.NewPacketConn(c)
@@ -201,7 +230,9 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 			s.p6.SetMulticastLoopback(cfg.Loopback),
 		)
 		if err == nil && ifi != nil {
-			err = s.p6.SetMulticastInterface(ifi)
+			if err = s.p6.SetMulticastInterface(ifi); err != nil {
+				err = kernelRefused("setting the outgoing multicast interface (IPV6_MULTICAST_IF)", ifi, err)
+			}
 		}
 	}
 	if err != nil {
@@ -211,10 +242,13 @@ func NewSender(cfg SenderConfig) (*Sender, error) {
 	return s, nil
 }
 
-// Send sends one datagram to the group.
+// Send sends one datagram to the group. A refusal names the interface
+// and the kernel's reason, e.g. no multicast route on it.
 func (s *Sender) Send(p []byte) error {
-	_, err := s.c.WriteToUDPAddrPort(p, s.dst)
-	return err
+	if _, err := s.c.WriteToUDPAddrPort(p, s.dst); err != nil {
+		return kernelRefused("sending to "+s.dst.String(), s.ifi, err)
+	}
+	return nil
 }
 
 // Group is the destination, with the zone of link-local IPv6 groups.
@@ -272,6 +306,11 @@ func Listen(ctx context.Context, cfg ListenerConfig) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	return listen(ctx, cfg, group, ifi)
+}
+
+// listen is Listen for a resolved group and interface.
+func listen(ctx context.Context, cfg ListenerConfig, group netip.AddrPort, ifi *net.Interface) (*Listener, error) {
 	var src net.IP
 	if cfg.Source != "" {
 		sa, err := netip.ParseAddr(cfg.Source)
@@ -313,10 +352,11 @@ func Listen(ctx context.Context, cfg ListenerConfig) (*Listener, error) {
 	}
 	if err != nil {
 		l.c.Close()
+		err = kernelRefused("joining "+group.Addr().WithZone("").String(), ifi, err)
 		if errors.Is(err, syscall.ENODEV) && ifi == nil {
 			err = fmt.Errorf("%w (no route for multicast: name an interface with --iface)", err)
 		}
-		return nil, fmt.Errorf("join %s: %w", group.Addr(), err)
+		return nil, err
 	}
 	return l, nil
 }

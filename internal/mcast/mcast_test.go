@@ -2,8 +2,12 @@ package mcast
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,7 +66,7 @@ func TestLookupInterface(t *testing.T) {
 	}
 }
 
-func TestSendListenOnLoopback(t *testing.T) {
+func TestMulticastSendListenOnLoopback(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
@@ -71,7 +75,7 @@ func TestSendListenOnLoopback(t *testing.T) {
 		ttl   int
 	}{
 		{"IPv4", mcasttest.GroupV4, func(t testing.TB) any { return mcasttest.Loopback(t) }, 3},
-		{"IPv6", mcasttest.GroupV6, func(t testing.TB) any { return mcasttest.LoopbackIPv6(t) }, 5},
+		{"IPv6", mcasttest.GroupV6, func(t testing.TB) any { return loopbackIPv6OrRefusal(t) }, 5},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -108,7 +112,7 @@ func TestSendListenOnLoopback(t *testing.T) {
 			n, err := s.SendEvery(ctx, time.Millisecond, count, func() []byte {
 				seq++
 				return fmt.Appendf(nil, "tick %d", seq)
-			})
+			}, nil)
 			if err != nil || n != count {
 				t.Fatalf("SendEvery = %d, %v", n, err)
 			}
@@ -159,7 +163,7 @@ func firstReceived(t *testing.T, l *Listener, skip, hear *Sender) string {
 	return string(buf[:n])
 }
 
-func TestSourceSpecificJoin(t *testing.T) {
+func TestMulticastSourceSpecificJoin(t *testing.T) {
 	t.Parallel()
 	mcasttest.Loopback(t)
 	group := mcasttest.GroupV4(t)
@@ -186,7 +190,7 @@ func TestSourceSpecificJoin(t *testing.T) {
 // On lo every multicast datagram comes back in through the interface
 // itself, whatever IP_MULTICAST_LOOP says, so the option can only be
 // checked by reading it back.
-func TestSenderOptions(t *testing.T) {
+func TestMulticastSenderOptions(t *testing.T) {
 	t.Parallel()
 	mcasttest.Loopback(t)
 	tests := []struct {
@@ -215,5 +219,66 @@ func TestSenderOptions(t *testing.T) {
 	}
 	if _, err := NewSender(SenderConfig{Group: mcasttest.GroupV4(t), TTL: 256}); err == nil {
 		t.Error("TTL 256 accepted")
+	}
+}
+
+// loopbackIPv6OrRefusal returns lo where the kernel carries IPv6
+// multicast on it. Where it refuses, the commands' own path must report
+// that refusal clearly (naming lo and the kernel's reason) before the
+// test skips.
+func loopbackIPv6OrRefusal(t testing.TB) *net.Interface {
+	t.Helper()
+	ifi, refused := mcasttest.LoopbackIPv6Refused(t)
+	if refused == nil {
+		return ifi
+	}
+	group := mcasttest.GroupV6(t)
+	err := func() error {
+		l, err := Listen(context.Background(), ListenerConfig{Group: group, Iface: "lo"})
+		if err != nil {
+			return err
+		}
+		defer l.Close()
+		s, err := NewSender(SenderConfig{Group: group, Iface: "lo", Loopback: true})
+		if err != nil {
+			return err
+		}
+		defer s.Close()
+		return s.Send([]byte("x"))
+	}()
+	var errno syscall.Errno
+	if err == nil {
+		t.Fatalf("the kernel refused IPv6 multicast on lo (%v), but netchat's listener and sender did not", refused)
+	}
+	if !errors.As(err, &errno) || !strings.Contains(err.Error(), "on interface lo: the kernel refused: "+errno.Error()) {
+		t.Errorf("error %q does not name lo and the kernel's reason", err)
+	}
+	t.Skipf("the kernel refuses IPv6 multicast on lo: %v (netchat reports: %v)", refused, err)
+	return nil
+}
+
+// TestMulticastKernelRefusal: where the kernel refuses an operation, the
+// error names the interface and the kernel's reason. An interface index
+// that does not exist is refused on every system, and nothing is sent.
+func TestMulticastKernelRefusal(t *testing.T) {
+	t.Parallel()
+	ghost := &net.Interface{Index: 1 << 30, Name: "ghost0"}
+	for _, g := range []string{"239.255.1.2:5000", "[ff05::7e57:1]:5000"} {
+		group := netip.MustParseAddrPort(g)
+		_, err := newSender(SenderConfig{Group: g, Loopback: true}, group, ghost)
+		var errno syscall.Errno
+		if err == nil || !errors.As(err, &errno) || !strings.Contains(err.Error(), "IP_MULTICAST_IF") && !strings.Contains(err.Error(), "IPV6_MULTICAST_IF") ||
+			!strings.Contains(err.Error(), "on interface ghost0: the kernel refused: "+errno.Error()) {
+			t.Errorf("sender on %s: error %v, want the interface and the kernel's reason", g, err)
+		}
+		l, err := listen(context.Background(), ListenerConfig{Group: g}, group, ghost)
+		if err == nil {
+			l.Close()
+			t.Errorf("join of %s on a missing interface succeeded", g)
+			continue
+		}
+		if !errors.As(err, &errno) || !strings.Contains(err.Error(), "joining "+group.Addr().String()+" on interface ghost0: the kernel refused: "+errno.Error()) {
+			t.Errorf("listener on %s: error %v, want the interface and the kernel's reason", g, err)
+		}
 	}
 }

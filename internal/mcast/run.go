@@ -12,25 +12,30 @@ import (
 
 // SendEvery sends message() to the group every interval until ctx is done
 // or, when count > 0, count datagrams were sent. It returns how many were
-// sent. The first datagram goes out at once.
-func (s *Sender) SendEvery(ctx context.Context, interval time.Duration, count int, message func() []byte) (int, error) {
+// sent. The first datagram goes out at once. sent, if not nil, sees each
+// datagram after the kernel accepted it.
+func (s *Sender) SendEvery(ctx context.Context, interval time.Duration, count int, message func() []byte, sent func([]byte)) (int, error) {
 	if interval <= 0 {
 		interval = time.Second
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	sent := 0
+	n := 0
 	for {
-		if err := s.Send(message()); err != nil {
-			return sent, err
+		p := message()
+		if err := s.Send(p); err != nil {
+			return n, err
 		}
-		sent++
-		if count > 0 && sent >= count {
-			return sent, nil
+		if sent != nil {
+			sent(p)
+		}
+		n++
+		if count > 0 && n >= count {
+			return n, nil
 		}
 		select {
 		case <-ctx.Done():
-			return sent, nil
+			return n, nil
 		case <-t.C:
 		}
 	}

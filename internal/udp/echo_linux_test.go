@@ -40,11 +40,15 @@ func TestEchoDoesNotAnswerBroadcastSource(t *testing.T) {
 	if st := l.stats(); st.Echoed != 0 || st.WriteErrors != 1 {
 		t.Errorf("stats %+v, want the reply refused", st)
 	}
-	// Loopback delivery happens within the send call, so a broadcast
-	// reply would already be queued on the hearer.
-	_ = hearer.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	// A broadcast reply would be queued on the hearer before a marker
+	// sent after it: the first datagram it reads must be the marker.
+	marker := listenClient(t, "127.0.0.1:0")
+	if _, err := marker.WriteToUDP([]byte("marker"), &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port}); err != nil {
+		t.Fatal(err)
+	}
+	_ = hearer.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 64)
-	if n, from, err := hearer.ReadFromUDPAddrPort(buf); err == nil {
-		t.Fatalf("the echo server broadcast its reply: %q from %v", buf[:n], from)
+	if n, from, err := hearer.ReadFromUDPAddrPort(buf); err != nil || string(buf[:n]) != "marker" {
+		t.Fatalf("the hearer read %q from %v (%v) before the marker: the echo server broadcast its reply", buf[:n], from, err)
 	}
 }

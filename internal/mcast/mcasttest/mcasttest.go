@@ -11,62 +11,108 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/net/ipv6"
 )
 
-// Loopback returns the loopback interface, or skips the test when it
-// cannot carry multicast. CI enables it with `ip link set lo multicast on`.
+// Loopback returns the loopback interface, or skips the test when the
+// kernel itself refuses IPv4 multicast on it. The interface's MULTICAST
+// flag is not consulted: Linux joins and delivers on a loopback without it
+// (containers and VMs often have such a lo), and so do the commands.
 func Loopback(t testing.TB) *net.Interface {
 	t.Helper()
 	ifi, err := net.InterfaceByName("lo")
 	if err != nil {
 		t.Skipf("no interface named lo (%v): multicast tests need Linux loopback", err)
 	}
-	if ifi.Flags&net.FlagMulticast == 0 || ifi.Flags&net.FlagUp == 0 {
-		t.Skip("lo has no MULTICAST flag; enable it with: ip link set lo multicast on")
+	if ifi.Flags&net.FlagUp == 0 {
+		t.Skip("interface lo is down")
+	}
+	v4Once.Do(func() { v4Err = roundTrip("udp4", ifi, net.IPv4(239, 255, 126, 87), net.IPv4(127, 0, 0, 1)) })
+	if v4Err != nil {
+		t.Skipf("the kernel refuses IPv4 multicast on lo: %v", v4Err)
 	}
 	return ifi
 }
 
-// LoopbackIPv6 is Loopback for IPv6 tests. It skips unless a datagram
-// sent to a link-local group on lo actually arrives: many kernels have no
-// IPv6 multicast route on lo, or do not loop IPv6 multicast back on it.
+// LoopbackIPv6 is Loopback for IPv6 tests. It skips unless the kernel
+// lets a datagram to a link-local group go out on lo and come back: many
+// have no IPv6 multicast route on lo (sendto: network is unreachable),
+// and the tests must not add one.
 func LoopbackIPv6(t testing.TB) *net.Interface {
 	t.Helper()
-	ifi := Loopback(t)
-	group := &net.UDPAddr{IP: net.ParseIP("ff02::7e57:0:1"), Zone: "lo"}
-	r, err := net.ListenMulticastUDP("udp6", ifi, group)
+	ifi, err := LoopbackIPv6Refused(t)
 	if err != nil {
-		t.Skipf("IPv6 multicast unavailable on lo: %v", err)
+		t.Skipf("the kernel refuses IPv6 multicast on lo: %v", err)
+	}
+	return ifi
+}
+
+// LoopbackIPv6Refused returns lo and, if the kernel refuses IPv6
+// multicast on it, its error, for tests that check how a command reports
+// that refusal before they skip.
+func LoopbackIPv6Refused(t testing.TB) (*net.Interface, error) {
+	t.Helper()
+	ifi := Loopback(t)
+	v6Once.Do(func() { v6Err = roundTrip("udp6", ifi, net.ParseIP("ff02::7e57:0:1"), net.IPv6loopback) })
+	return ifi, v6Err
+}
+
+var (
+	v4Once, v6Once sync.Once
+	v4Err, v6Err   error
+)
+
+// roundTrip joins group on ifi, sends a random token to it from src and
+// reads it back. Loopback delivery happens inside sendto, so the datagram
+// is queued when the send returns; the deadline only guards against a
+// kernel that drops it.
+func roundTrip(network string, ifi *net.Interface, group, src net.IP) error {
+	zone := ""
+	if group.To4() == nil {
+		zone = ifi.Name
+	}
+	r, err := net.ListenMulticastUDP(network, ifi, &net.UDPAddr{IP: group, Zone: zone})
+	if err != nil {
+		return fmt.Errorf("join %v: %w", group, err)
 	}
 	defer r.Close()
-	s, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	s, err := net.ListenUDP(network, &net.UDPAddr{IP: src})
 	if err != nil {
-		t.Skipf("IPv6 unavailable on loopback: %v", err)
+		return err
 	}
 	defer s.Close()
-	p := ipv6.NewPacketConn(s)
-	if err := p.SetMulticastInterface(ifi); err != nil {
-		t.Skipf("IPv6 multicast unavailable on lo: %v", err)
+	if network == "udp6" {
+		p := ipv6.NewPacketConn(s)
+		if err := p.SetMulticastInterface(ifi); err != nil {
+			return err
+		}
+		_ = p.SetMulticastLoopback(true)
+	} else {
+		p := ipv4.NewPacketConn(s)
+		if err := p.SetMulticastInterface(ifi); err != nil {
+			return err
+		}
+		_ = p.SetMulticastLoopback(true)
 	}
-	_ = p.SetMulticastLoopback(true)
 	token := make([]byte, 16)
 	_, _ = rand.Read(token)
-	if _, err := s.WriteToUDP(token, &net.UDPAddr{IP: group.IP, Zone: "lo", Port: r.LocalAddr().(*net.UDPAddr).Port}); err != nil {
-		t.Skipf("IPv6 multicast cannot be sent on lo (%v); it may need: ip -6 route add multicast ff00::/8 dev lo table local", err)
+	if _, err := s.WriteToUDP(token, &net.UDPAddr{IP: group, Zone: zone, Port: r.LocalAddr().(*net.UDPAddr).Port}); err != nil {
+		return err
 	}
-	_ = r.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	_ = r.SetReadDeadline(time.Now().Add(5 * time.Second))
 	buf := make([]byte, 64)
 	for {
 		n, _, err := r.ReadFromUDP(buf)
 		if err != nil {
-			t.Skipf("IPv6 multicast sent on lo does not come back on this kernel (%v)", err)
+			return fmt.Errorf("a datagram sent to %v on lo did not come back: %w", group, err)
 		}
 		if string(buf[:n]) == string(token) {
-			return ifi
+			return nil
 		}
 	}
 }
