@@ -111,7 +111,7 @@ type Server struct {
 	m    *Metrics
 
 	stallMax    time.Duration
-	blocking    bool // the room's Join may block on the network (cluster)
+	blocking    bool    // the room's Join may block on the network (cluster)
 	writeRate   float64 // per flusher; experiments only
 	flushFactor float64
 	flushMax    time.Duration

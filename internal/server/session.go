@@ -45,14 +45,14 @@ type transport interface {
 // the last-line rules and the ending. It consumes lines and produces
 // lines; transports turn bytes or frames into lines and back.
 type session struct {
-	srv    *Server
-	t      transport
-	out    output
-	ipKey  netip.Prefix // the per-IP limit's key (an address, or an IPv6 network)
-	remote string
-	since  time.Time
+	srv      *Server
+	t        transport
+	out      output
+	ipKey    netip.Prefix // the per-IP limit's key (an address, or an IPv6 network)
+	remote   string
+	since    time.Time
 	isJoined atomic.Bool
-	lastIn atomic.Int64 // unix nanoseconds of the last input (idle timeout)
+	lastIn   atomic.Int64 // unix nanoseconds of the last input (idle timeout)
 
 	// Input side, guarded by inMu.
 	inMu   sync.Mutex
