@@ -292,7 +292,6 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		WriteTimeout:  o.writeTimeout,
 		StallMax:      o.stallMax,
 		IPv6PrefixLen: o.ipv6Prefix,
-		WriteRate:     server.DefaultWriteRate,
 		Logger:        logger,
 	}
 	if cfg.KeepAlive == 0 {

@@ -21,7 +21,7 @@ type Metrics struct {
 	floods        prometheus.Counter
 	stalls        prometheus.Counter
 	writes        prometheus.Counter
-	sweeps        prometheus.Counter
+	sweeps        prometheus.Histogram
 	latency       prometheus.Histogram
 }
 
@@ -61,8 +61,11 @@ func NewMetrics(reg prometheus.Registerer, online func() int) *Metrics {
 		writes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netchat_writes_total", Help: "Write system calls to clients (deliveries / writes = lines per write).",
 		}),
-		sweeps: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netchat_flush_sweeps_total", Help: "Flusher sweeps over the clients with pending output.",
+		sweeps: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "netchat_flush_sweep_seconds",
+			Help: "Duration of the flushers' sweeps over the clients with pending output (the batching window " +
+				"of a busy room; see docs/BENCHMARKS.md).",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 14),
 		}),
 		floods: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netchat_flood_disconnects_total", Help: "Clients cut off for flooding.",
@@ -134,9 +137,9 @@ func (m *Metrics) wroteBytes(n int) {
 	}
 }
 
-func (m *Metrics) sweep(int) {
+func (m *Metrics) sweep(d time.Duration) {
 	if m != nil {
-		m.sweeps.Inc()
+		m.sweeps.Observe(d.Seconds())
 	}
 }
 

@@ -27,7 +27,7 @@ func TestMetricsNilRecordsNothing(t *testing.T) {
 	m.lineIn(5)
 	m.wrote(1, time.Now())
 	m.wroteBytes(7)
-	m.sweep(3)
+	m.sweep(time.Millisecond)
 	m.stall()
 	m.slowConsumer()
 	m.flood()

@@ -16,7 +16,7 @@ import (
 // connection:
 //
 //   - Plain TCP (also WebSocket over plain TCP): a flusher. Flushers (one
-//     per CPU) sweep the connections that have output, writing each one's
+//     per two CPUs) sweep the connections that have output, writing each one's
 //     whole queue with one non-blocking vector write. A line queued while
 //     a sweep runs waits for the next sweep, so the time a sweep takes is
 //     the batching window: in a busy room a write carries many lines, and
@@ -466,25 +466,38 @@ func (f *flusher) add(o *output) {
 // minDelay is the shortest flush delay worth a sleep.
 const minDelay = 200 * time.Microsecond
 
+// bigSweep is the number of connections a sweep must write for the next
+// one to be delayed: below it, the batching a delay buys does not pay for
+// the latency it adds (measured in docs/BENCHMARKS.md).
+const bigSweep = 1000
+
 // run sweeps until the server is done.
 //
-// Adaptive delay: a sweep starts when the oldest output waiting for it
-// has waited delayFactor times as long as the previous sweep took (at
-// most maxFlushDelay). A sweep's duration measures the load: it grows
-// with the number of connections written and with how busy the machine
-// is. An idle or small room never notices (a sweep of a few connections
-// takes microseconds, so a line is written the moment it is queued),
-// while in a big busy room the lines of several messages collect before
-// a sweep, so that each write carries several of them and the number of
-// writes grows with users × sweeps rather than users × messages. The delay
-// counts from the first line waiting, not from the previous sweep: when
-// messages come in gaps, nobody waits for a sweep that has nothing to
-// write. See docs/BENCHMARKS.md for how the factor was chosen.
+// Adaptive delay. A sweep's duration measures the load: it grows with the
+// number of connections written and with how busy the machine is. After a
+// sweep that wrote at least bigSweep connections but took less than
+// flushWindow (a room of a few thousand busy users), the next sweep lets
+// lines collect first: it
+// starts when the oldest line waiting for it is flushDelayFactor sweeps
+// old, but no later than flushWindow after that line was queued. So each
+// write carries several lines and the write system calls (most of the
+// server's CPU: on loopback each also wakes the reader) fall to a
+// fraction, while
+//   - an idle or small room (a sweep writes fewer than bigSweep
+//     connections) is never delayed: a line is written the moment it is
+//     queued;
+//   - a room so big that a sweep takes longer than the window is never
+//     delayed either: its sweeps batch enough by themselves.
+//
+// The delay counts from the first line waiting, not from the previous
+// sweep: when messages come in gaps, nobody waits for a sweep that has
+// nothing to write. See docs/BENCHMARKS.md for how the numbers were chosen.
 func (f *flusher) run() {
 	var work []*output
 	iov := make([][]byte, 0, maxIov)
-	var last time.Duration
-	factor, maxDelay, rate := f.srv.flushFactor, f.srv.flushMax, f.srv.writeRate
+	var last time.Duration // how long the last sweep took
+	var lastN int          // how many connections it wrote
+	factor, window := f.srv.flushFactor, f.srv.flushWindow
 	for {
 		f.mu.Lock()
 		for len(f.dirty) == 0 {
@@ -499,7 +512,8 @@ func (f *flusher) run() {
 		}
 		since := f.since
 		f.mu.Unlock()
-		if d := min(time.Duration(factor*float64(last)), maxDelay); d >= minDelay {
+		if lastN >= bigSweep && last < window {
+			d := min(time.Duration(factor*float64(last)), window-last)
 			if wait := time.Until(since.Add(d)); wait >= minDelay {
 				time.Sleep(wait)
 			}
@@ -512,13 +526,8 @@ func (f *flusher) run() {
 		for _, o := range work {
 			iov = o.flush(iov)
 		}
-		last = time.Since(start)
-		f.srv.m.sweep(len(work))
-		if rate > 0 {
-			if wait := time.Duration(float64(len(work))/rate*float64(time.Second)) - last; wait > minDelay {
-				time.Sleep(wait)
-			}
-		}
+		last, lastN = time.Since(start), len(work)
+		f.srv.m.sweep(last)
 		clear(work)
 	}
 }

@@ -54,11 +54,8 @@ type Config struct {
 	// be held back because its lines fill other clients' queues. 0: no
 	// pacing.
 	StallMax time.Duration
-	// WriteRate is the flushers' budget of writes per second under load
-	// (see flusher.run); 0: unpaced.
-	WriteRate float64
-	Logger    *slog.Logger
-	Metrics   *Metrics // nil: no metrics
+	Logger   *slog.Logger
+	Metrics  *Metrics // nil: no metrics
 
 	// testHookLine, if set, sees every raw input line first (tests only).
 	testHookLine func(line []byte)
@@ -79,18 +76,13 @@ func Defaults() Config {
 		SendQueue:     1 << 20,
 		WriteTimeout:  10 * time.Second,
 		StallMax:      10 * time.Millisecond,
-		WriteRate:     DefaultWriteRate,
 	}
 }
 
-// DefaultWriteRate is the flushers' default write budget; see
-// docs/BENCHMARKS.md for the measurements behind it.
-const DefaultWriteRate = 0
-
 // The flushers' adaptive delay (see flusher.run).
 const (
-	flushDelayFactor = 2.0
-	maxFlushDelay    = 200 * time.Millisecond
+	flushDelayFactor = 3.0
+	flushWindow      = 60 * time.Millisecond
 )
 
 // maxRejecting bounds the refusals being written at once.
@@ -111,10 +103,9 @@ type Server struct {
 	m    *Metrics
 
 	stallMax    time.Duration
-	blocking    bool    // the room's Join may block on the network (cluster)
-	writeRate   float64 // per flusher; experiments only
+	blocking    bool // the room's Join may block on the network (cluster)
 	flushFactor float64
-	flushMax    time.Duration
+	flushWindow time.Duration
 
 	inShutdown atomic.Bool
 	rejecting  atomic.Int32 // refusals being written
@@ -164,31 +155,37 @@ func New(room *chat.Room, cfg Config) *Server {
 		done:      make(chan struct{}),
 		ioDone:    make(chan struct{}),
 	}
-	srv.flushFactor, srv.flushMax = flushDelayFactor, maxFlushDelay
+	srv.flushFactor, srv.flushWindow = flushDelayFactor, flushWindow
 	srv.blocking = room.JoinBlocks()
 	// Experiment knobs for the benchmarks of docs/BENCHMARKS.md.
-	if v, err := strconv.ParseFloat(os.Getenv("NETCHAT_WRITE_RATE"), 64); err == nil {
-		cfg.WriteRate = v
-	}
 	if v, err := strconv.ParseFloat(os.Getenv("NETCHAT_FLUSH_FACTOR"), 64); err == nil {
 		srv.flushFactor = v
 	}
-	if v, err := time.ParseDuration(os.Getenv("NETCHAT_FLUSH_MAX")); err == nil {
-		srv.flushMax = v
+	if v, err := time.ParseDuration(os.Getenv("NETCHAT_FLUSH_WINDOW")); err == nil {
+		srv.flushWindow = v
 	}
-	srv.writeRate = cfg.WriteRate / float64(runtime.GOMAXPROCS(0))
 	return srv
 }
 
 // ioFor picks the poller and the flusher for a new connection, creating
-// one of each per CPU on first use. The poller is nil where polling is
+// one poller per CPU and one flusher per two CPUs on first use. The poller is nil where polling is
 // unavailable ("use a reader goroutine").
 func (s *Server) ioFor() (*poller, *flusher) {
 	s.ioOnce.Do(func() {
-		for range runtime.GOMAXPROCS(0) {
+		// One flusher per two CPUs: on two cores one flusher writes more
+		// cheaply than two (its writes do not compete with the other
+		// core's input and fan-out), measured in docs/BENCHMARKS.md.
+		n := runtime.GOMAXPROCS(0)
+		nf := max(n/2, 1)
+		if v, err := strconv.Atoi(os.Getenv("NETCHAT_FLUSHERS")); err == nil && v > 0 {
+			nf = v // an experiment knob (docs/BENCHMARKS.md)
+		}
+		for range nf {
 			f := newFlusher(s)
 			s.flushers = append(s.flushers, f)
 			go f.run()
+		}
+		for range n {
 			if !rawIO {
 				continue
 			}
