@@ -466,6 +466,10 @@ func (f *flusher) add(o *output) {
 // minDelay is the shortest flush delay worth a sleep.
 const minDelay = 200 * time.Microsecond
 
+// busyPeriod is the least time over which a flusher measures how busy it
+// is: long enough to span several messages of a busy room.
+const busyPeriod = 100 * time.Millisecond
+
 // bigSweep is the number of connections a sweep must write for the next
 // one to be delayed: below it, the batching a delay buys does not pay for
 // the latency it adds (measured in docs/BENCHMARKS.md).
@@ -476,16 +480,18 @@ const bigSweep = 1000
 // Adaptive delay. A sweep's duration measures the load: it grows with the
 // number of connections written and with how busy the machine is. After a
 // sweep that wrote at least bigSweep connections but took less than
-// flushWindow (a room of a few thousand busy users), the next sweep lets
-// lines collect first: it
+// flushWindow, while the flusher is busy (it spent at least half of the
+// last tenth of a second or so sweeping, not counting its own delays: a
+// room of a few thousand busy users), the next sweep lets lines collect
+// first: it
 // starts when the oldest line waiting for it is flushDelayFactor sweeps
 // old, but no later than flushWindow after that line was queued. So each
 // write carries several lines and the write system calls (most of the
 // server's CPU: on loopback each also wakes the reader) fall to a
 // fraction, while
 //   - an idle or small room (a sweep writes fewer than bigSweep
-//     connections) is never delayed: a line is written the moment it is
-//     queued;
+//     connections), or a big one where messages are rarer than sweeps,
+//     is never delayed: a line is written the moment it is queued;
 //   - a room so big that a sweep takes longer than the window is never
 //     delayed either: its sweeps batch enough by themselves.
 //
@@ -497,6 +503,12 @@ func (f *flusher) run() {
 	iov := make([][]byte, 0, maxIov)
 	var last time.Duration // how long the last sweep took
 	var lastN int          // how many connections it wrote
+	// busy is the share of the flusher's time spent sweeping, its own
+	// delays left out, over the last period of at least busyPeriod.
+	var busy float64
+	var swept, spent time.Duration // sweeping and elapsed time in the current period
+	var prev time.Time             // when the previous sweep began
+	var slept time.Duration        // the delay before this sweep
 	factor, window := f.srv.flushFactor, f.srv.flushWindow
 	for {
 		f.mu.Lock()
@@ -512,10 +524,12 @@ func (f *flusher) run() {
 		}
 		since := f.since
 		f.mu.Unlock()
-		if lastN >= bigSweep && last < window {
+		slept = 0
+		if busy >= 0.5 && lastN >= bigSweep && last < window {
 			d := min(time.Duration(factor*float64(last)), window-last)
 			if wait := time.Until(since.Add(d)); wait >= minDelay {
 				time.Sleep(wait)
+				slept = wait
 			}
 		}
 		f.mu.Lock()
@@ -527,6 +541,15 @@ func (f *flusher) run() {
 			iov = o.flush(iov)
 		}
 		last, lastN = time.Since(start), len(work)
+		if !prev.IsZero() {
+			swept += last
+			spent += start.Sub(prev) - slept
+			if spent >= busyPeriod {
+				busy = float64(swept) / float64(spent)
+				swept, spent = 0, 0
+			}
+		}
+		prev = start
 		f.srv.m.sweep(last)
 		clear(work)
 	}

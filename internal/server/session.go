@@ -225,25 +225,6 @@ func (s *session) runLine(l []byte, admitted bool) {
 		return
 	}
 	text := string(l)
-	if s.srv.blocking && s.srv.room.MayBlock(text) && !admitted {
-		// A rename in a cluster: admitted now, run off this goroutine.
-		v, _ := s.user.Admit(text)
-		switch v {
-		case chat.Dropped:
-			return
-		case chat.Flooded:
-			s.flooded()
-			return
-		}
-		admitted = true
-	}
-	if admitted && s.srv.blocking && s.srv.room.MayBlock(text) {
-		s.runBlocking(func() func() {
-			end, backlog := s.user.Run(text)
-			return func() { s.afterRun(end, backlog) }
-		})
-		return
-	}
 	if !admitted {
 		v, d := s.user.Admit(text)
 		switch v {
@@ -263,6 +244,14 @@ func (s *session) runLine(l []byte, admitted bool) {
 			s.scheduleHeld()
 			return
 		}
+	}
+	if s.srv.blocking && s.srv.room.MayBlock(text) {
+		// A rename in a cluster claims the nickname over the network.
+		s.runBlocking(func() func() {
+			end, backlog := s.user.Run(text)
+			return func() { s.afterRun(end, backlog) }
+		})
+		return
 	}
 	s.afterRun(s.user.Run(text))
 }
