@@ -59,8 +59,8 @@ type output struct {
 	rc  syscall.RawConn // non-blocking raw writes by flushers; nil: w.Write
 	w   net.Conn
 	fl  *flusher
-	// frame wraps each line for the wire: CR LF after it on TCP, a
-	// WebSocket frame header before it on WebSocket.
+	// ws frames each line as a WebSocket text frame (a header before
+	// it) instead of ending it with CR LF.
 	ws bool
 
 	mu        sync.Mutex

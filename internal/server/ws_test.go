@@ -242,3 +242,54 @@ func TestWebSocketIdleTimeout(t *testing.T) {
 		t.Fatalf("got %q and close status %v", lines, st)
 	}
 }
+
+// TestWebSocketKeepalive: the server pings every KeepAlive; a browser
+// that answers stays, one that does not (here: a client that never reads,
+// so its pongs are never sent) is dropped with one leave notice.
+func TestWebSocketKeepalive(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, func(rc *chat.Config, sc *Config) {
+		rc.History = 0
+		sc.KeepAlive = 150 * time.Millisecond
+	})
+	url := s.startWeb(t)
+	tcp := s.join(t, "watcher")
+	alive := joinWS(t, url, "alive")
+	tcp.expect("* alive joined (2 online)")
+	// alive reads all the time (its library answers the pings meanwhile).
+	got := make(chan string, 16)
+	go func() {
+		for {
+			l, err := alive.read()
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- l
+		}
+	}()
+	mute := dialWS(t, url)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if _, _, err := mute.ws.Read(ctx); err != nil { // the greeting, then no more reading
+		t.Fatal(err)
+	}
+	if err := mute.ws.Write(ctx, websocket.MessageText, []byte("mute")); err != nil {
+		t.Fatal(err)
+	}
+	tcp.expect("* mute joined (3 online)")
+	tcp.expect("* mute left (2 online)")
+	// Several pings later alive is still there.
+	tcp.send("/who")
+	tcp.expect("* 2 online: alive, watcher")
+	for _, want := range []string{"* mute joined (3 online)", "* mute left (2 online)"} {
+		select {
+		case l, ok := <-got:
+			if !ok || l != want {
+				t.Fatalf("alive got %q (open %v), want %q", l, ok, want)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("alive: %q did not arrive", want)
+		}
+	}
+}
