@@ -177,6 +177,11 @@ func (e *editor) decodeLocked() (line string, err error, done bool) {
 		default:
 			e.edit(k, r)
 		}
+		// The scroll offset follows the cursor at once, not only when the
+		// line is drawn: a Ctrl-C right after Home returns before any redraw.
+		if e.off > e.pos {
+			e.off = e.clusterStart(e.pos)
+		}
 		changed = true
 	}
 	return "", nil, false
@@ -323,7 +328,7 @@ func (e *editor) render(b []byte) []byte {
 		e.off = e.clusterStart(e.pos)
 	}
 	for e.off < e.pos && runesWidth(e.buf[e.off:e.pos]) > avail {
-		e.off = e.clusterEnd(e.off)
+		e.off = min(e.clusterEnd(e.off), e.pos)
 	}
 	end, used := e.off, 0
 	for end < len(e.buf) {

@@ -415,7 +415,7 @@ func TestHelperJoinProcess(t *testing.T) {
 // does not panic, keeps its cursor inside the line, never draws wider than
 // the window, and returns lines without control characters.
 func FuzzEditorKeys(f *testing.F) {
-	for _, seed := range []string{"hello\r", "日本語\x1b[D\x1b[DX\r", "\x1b[1~a\x1b[4~b\r", "\x1bOH\x1bOF", "e\u0301\x7f\x7f", "\x1b[1;5D\x17\x15\x0b", "\x1b[", "\xe6\x97", "\x1b\x1b[200~x\x1b[201~\r"} {
+	for _, seed := range []string{"hello\r", "日本語\x1b[D\x1b[DX\r", "\x1b[1~a\x1b[4~b\r", "\x1bOH\x1bOF", "e\u0301\x7f\x7f", "\x1b[1;5D\x17\x15\x0b", "\x1b[", "\xe6\x97", "\x1b\x1b[200~x\x1b[201~\r", strings.Repeat("x", 300) + "\x1b[H\x03", strings.Repeat("y", 300) + "\x15\x04"} {
 		f.Add(seed, uint8(20))
 	}
 	f.Fuzz(func(t *testing.T, keys string, cols uint8) {
