@@ -283,7 +283,7 @@ func (e *editor) deleteForward() {
 // (combining marks, joiners) belong to, so that the cursor never stops
 // inside what the terminal shows as one character.
 func (e *editor) clusterStart(i int) int {
-	for i > 0 && runeWidth(e.buf[i]) == 0 {
+	for i > 0 && i < len(e.buf) && runeWidth(e.buf[i]) == 0 {
 		i--
 	}
 	return i
