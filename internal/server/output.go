@@ -467,8 +467,11 @@ func (f *flusher) add(o *output) {
 const minDelay = 200 * time.Microsecond
 
 // busyPeriod is the least time over which a flusher measures how busy it
-// is: long enough to span several messages of a busy room.
-const busyPeriod = 100 * time.Millisecond
+// is. Long enough that a chance cluster of two or three messages in a
+// quiet room does not look busy (at 100 ms, a 2,000-user room with 10
+// messages a second was delayed often enough to raise its p99 from 40 to
+// 66 ms; docs/BENCHMARKS.md), short enough to follow a room that gets busy.
+const busyPeriod = 500 * time.Millisecond
 
 // bigSweep is the number of connections a sweep must write for the next
 // one to be delayed: below it, the batching a delay buys does not pay for
@@ -481,8 +484,8 @@ const bigSweep = 1000
 // number of connections written and with how busy the machine is. After a
 // sweep that wrote at least bigSweep connections but took less than
 // flushWindow, while the flusher is busy (it spent at least half of the
-// last tenth of a second or so sweeping, not counting its own delays: a
-// room of a few thousand busy users), the next sweep lets lines collect
+// last half second or so sweeping, not counting its own delays: a room of
+// a few thousand busy users), the next sweep lets lines collect
 // first: it
 // starts when the oldest line waiting for it is flushDelayFactor sweeps
 // old, but no later than flushWindow after that line was queued. So each
