@@ -472,25 +472,35 @@ func (u *User) Run(line string) (end End, backlog <-chan struct{}) {
 		backlog = u.private(cmd.Arg, cmd.Text)
 	case OpNick:
 		backlog = u.rename(cmd.Arg)
+	default:
+		return u.runLocal(cmd), nil
+	}
+	return Stay, backlog
+}
+
+// runLocal answers the commands that concern only the user who typed them,
+// the same in single-process and cluster mode.
+func (u *User) runLocal(cmd Command) End {
+	switch cmd.Op {
 	case OpWho:
-		u.sess.Deliver([]byte(r.who()))
+		u.sess.Deliver([]byte(u.room.who()))
 	case OpHelp:
 		for _, l := range helpLines {
 			u.sess.Deliver([]byte(l))
 		}
 	case OpWhoAmI:
-		u.sess.Deliver([]byte("* you are " + u.nick + ", connected from " + u.info.RemoteAddr +
+		u.sess.Deliver([]byte("* you are " + u.Nick() + ", connected from " + u.info.RemoteAddr +
 			" since " + u.info.Since.Format(time.TimeOnly)))
 	case OpQuit:
 		u.sess.Deliver([]byte("* bye"))
 		u.Leave(cmd.Text)
-		return Quit, nil
+		return Quit
 	case OpUnknown:
 		u.sess.Deliver([]byte("! unknown command: " + cmd.Arg + " (try /help)"))
 	case OpUsage:
 		u.sess.Deliver([]byte("! " + cmd.Text))
 	}
-	return Stay, backlog
+	return Stay
 }
 
 // Flood control (SPEC §2.4): this many dropped lines within floodWindow
@@ -606,23 +616,10 @@ func (u *User) runCluster(cmd Command) (End, <-chan struct{}) {
 		u.privateCluster(cmd.Arg, cmd.Text)
 	case OpNick:
 		u.renameCluster(cmd.Arg)
-	case OpWho:
-		u.sess.Deliver([]byte(u.room.who()))
-	case OpHelp:
-		for _, l := range helpLines {
-			u.sess.Deliver([]byte(l))
+	default:
+		if end := u.runLocal(cmd); end != Stay {
+			return end, nil
 		}
-	case OpWhoAmI:
-		u.sess.Deliver([]byte("* you are " + u.Nick() + ", connected from " + u.info.RemoteAddr +
-			" since " + u.info.Since.Format(time.TimeOnly)))
-	case OpQuit:
-		u.sess.Deliver([]byte("* bye"))
-		u.Leave(cmd.Text)
-		return Quit, nil
-	case OpUnknown:
-		u.sess.Deliver([]byte("! unknown command: " + cmd.Arg + " (try /help)"))
-	case OpUsage:
-		u.sess.Deliver([]byte("! " + cmd.Text))
 	}
 	// The fan-out of this user's earlier line ran on the link's goroutine;
 	// a recipient it found falling behind paces this user now.
