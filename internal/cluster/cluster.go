@@ -1066,6 +1066,26 @@ func (n *Node) heartbeatLoop() {
 func (n *Node) watchNodes() {
 	check := time.NewTicker(max(n.opt.NodeTTL/16, 50*time.Millisecond))
 	defer check.Stop()
+	open := func() (jetstream.KeyWatcher, error) {
+		_, nodes, _ := n.kv()
+		return nodes.WatchAll(n.ctx)
+	}
+	n.follow(open, check.C, n.findDead, func(e jetstream.KeyValueEntry) {
+		n.seenMu.Lock()
+		if e.Operation() == jetstream.KeyValuePut {
+			n.seen[e.Key()] = seenNode{at: time.Now(), rev: e.Revision()}
+		} else {
+			delete(n.seen, e.Key())
+		}
+		n.seenMu.Unlock()
+	})
+}
+
+// follow hands each update of a key-value watcher to onEntry and calls
+// onTick on every tick, until the node stops. The watcher is opened while
+// the link is up and opened again after it ended (a lost link ends it);
+// the ticks are also when that is retried.
+func (n *Node) follow(open func() (jetstream.KeyWatcher, error), tick <-chan time.Time, onTick func(), onEntry func(jetstream.KeyValueEntry)) {
 	var w jetstream.KeyWatcher
 	defer func() {
 		if w != nil {
@@ -1074,9 +1094,8 @@ func (n *Node) watchNodes() {
 	}()
 	for {
 		if w == nil && n.nc.IsConnected() {
-			_, nodes, _ := n.kv()
 			var err error
-			if w, err = nodes.WatchAll(n.ctx); err != nil {
+			if w, err = open(); err != nil {
 				w = nil
 			}
 		}
@@ -1087,23 +1106,16 @@ func (n *Node) watchNodes() {
 		select {
 		case <-n.ctx.Done():
 			return
+		case <-tick:
+			if onTick != nil {
+				onTick()
+			}
 		case e, ok := <-updates:
 			if !ok {
 				w = nil
-				continue
+			} else if e != nil {
+				onEntry(e)
 			}
-			if e == nil {
-				continue
-			}
-			n.seenMu.Lock()
-			if e.Operation() == jetstream.KeyValuePut {
-				n.seen[e.Key()] = seenNode{at: time.Now(), rev: e.Revision()}
-			} else {
-				delete(n.seen, e.Key())
-			}
-			n.seenMu.Unlock()
-		case <-check.C:
-			n.findDead()
 		}
 	}
 }
@@ -1219,59 +1231,35 @@ collect:
 // was cut off) is made again at once, or, if somebody else took the name
 // meanwhile, the link is re-established, which renames the user.
 func (n *Node) watchClaims() {
-	var w jetstream.KeyWatcher
-	defer func() {
-		if w != nil {
-			_ = w.Stop()
-		}
-	}()
 	retry := time.NewTicker(time.Second)
 	defer retry.Stop()
-	for {
-		if w == nil && n.nc.IsConnected() {
-			claims, _, _ := n.kv()
-			var err error
-			if w, err = claims.WatchAll(n.ctx, jetstream.UpdatesOnly()); err != nil {
-				w = nil
-			}
-		}
-		var updates <-chan jetstream.KeyValueEntry
-		if w != nil {
-			updates = w.Updates()
-		}
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-retry.C:
-			continue
-		case e, ok := <-updates:
-			if !ok {
-				w = nil
-				continue
-			}
-			if e == nil || e.Operation() == jetstream.KeyValuePut {
-				continue
-			}
-			fold, ok := foldOfKey(e.Key())
-			if !ok {
-				continue
-			}
-			id, ok := n.room.LocalHolder(fold)
-			if !ok || !n.Linked() {
-				continue
-			}
-			nick := fold
-			for _, m := range n.room.LocalMembers() {
-				if m.ID == id {
-					nick = m.Nick
-				}
-			}
-			ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
-			err := n.claim(ctx, fold, nick, id)
-			cancel()
-			if err != nil {
-				n.Trouble("a local user's nickname claim was removed: " + err.Error())
-			}
-		}
+	open := func() (jetstream.KeyWatcher, error) {
+		claims, _, _ := n.kv()
+		return claims.WatchAll(n.ctx, jetstream.UpdatesOnly())
 	}
+	n.follow(open, retry.C, nil, func(e jetstream.KeyValueEntry) {
+		if e.Operation() == jetstream.KeyValuePut {
+			return
+		}
+		fold, ok := foldOfKey(e.Key())
+		if !ok {
+			return
+		}
+		id, ok := n.room.LocalHolder(fold)
+		if !ok || !n.Linked() {
+			return
+		}
+		nick := fold
+		for _, m := range n.room.LocalMembers() {
+			if m.ID == id {
+				nick = m.Nick
+			}
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, opTimeout)
+		err := n.claim(ctx, fold, nick, id)
+		cancel()
+		if err != nil {
+			n.Trouble("a local user's nickname claim was removed: " + err.Error())
+		}
+	})
 }
