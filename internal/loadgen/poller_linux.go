@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"netchat/internal/epoll"
 )
 
 // poller reads many clients from one epoll set: no goroutine, no read
@@ -24,9 +26,7 @@ import (
 // reading.
 type poller struct {
 	r      *run
-	epfd   int
-	file   *os.File
-	rc     syscall.RawConn
+	set    *epoll.Set
 	events []unix.EpollEvent
 	batch  []*client
 	buf    []byte
@@ -60,25 +60,13 @@ func newPollers(r *run) []*poller {
 }
 
 func newPoller(r *run) (*poller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := epoll.New()
 	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
-	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil, os.NewSyscallError("setnonblock", err)
-	}
-	f := os.NewFile(uintptr(epfd), "epoll")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	return &poller{
 		r:       r,
-		epfd:    epfd,
-		file:    f,
-		rc:      rc,
+		set:     set,
 		events:  make([]unix.EpollEvent, 512),
 		buf:     make([]byte, r.maxLine+64<<10),
 		st:      new(stats),
@@ -92,18 +80,18 @@ func (p *poller) add(c *client) error {
 	p.clients[c.id] = c
 	p.mu.Unlock()
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.id)}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, c.sk.fd, &ev); err != nil {
+	if err := p.set.Ctl(unix.EPOLL_CTL_ADD, c.sk.fd, &ev); err != nil {
 		p.mu.Lock()
 		p.clients[c.id] = nil
 		p.mu.Unlock()
-		return os.NewSyscallError("epoll_ctl", err)
+		return err
 	}
 	return nil
 }
 
 // drop stops reading c, whose reading ended with err.
 func (p *poller) drop(c *client, err error) {
-	_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, c.sk.fd, nil)
+	_ = p.set.Ctl(unix.EPOLL_CTL_DEL, c.sk.fd, nil)
 	p.mu.Lock()
 	p.clients[c.id] = nil
 	p.mu.Unlock()
@@ -114,16 +102,8 @@ func (p *poller) drop(c *client, err error) {
 func (p *poller) run() {
 	defer p.r.readers.Done()
 	for {
-		var n int
-		var werr error
-		err := p.rc.Read(func(uintptr) bool {
-			n, werr = unix.EpollWait(p.epfd, p.events, 0)
-			if werr == unix.EINTR {
-				n, werr = 0, nil
-			}
-			return n > 0 || werr != nil
-		})
-		if err != nil || werr != nil {
+		n, err := p.set.Wait(p.events)
+		if err != nil {
 			return
 		}
 		p.mu.Lock()
@@ -157,4 +137,4 @@ func (p *poller) read(c *client) {
 	}
 }
 
-func (p *poller) close() { _ = p.file.Close() }
+func (p *poller) close() { _ = p.set.Close() }

@@ -2,11 +2,11 @@ package server
 
 import (
 	"log/slog"
-	"os"
 	"sync"
-	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"netchat/internal/epoll"
 )
 
 // poller reads many connections from one epoll set, so that idle
@@ -18,9 +18,7 @@ import (
 // is level-triggered: each readiness event gets one read of up to len(buf)
 // bytes, and a socket with more input is simply reported again.
 type poller struct {
-	epfd   int
-	file   *os.File
-	rc     syscall.RawConn
+	set    *epoll.Set
 	events []unix.EpollEvent
 	batch  []*tcpConn
 	buf    []byte
@@ -34,24 +32,12 @@ type poller struct {
 }
 
 func newPoller(log *slog.Logger) (*poller, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := epoll.New()
 	if err != nil {
-		return nil, os.NewSyscallError("epoll_create1", err)
-	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil, os.NewSyscallError("setnonblock", err)
-	}
-	f := os.NewFile(uintptr(epfd), "epoll")
-	rc, err := f.SyscallConn()
-	if err != nil {
-		f.Close()
 		return nil, err
 	}
 	return &poller{
-		epfd:   epfd,
-		file:   f,
-		rc:     rc,
+		set:    set,
 		events: make([]unix.EpollEvent, 256),
 		buf:    make([]byte, 16<<10),
 		log:    log,
@@ -85,13 +71,13 @@ func (p *poller) ctl(c *tcpConn, op int) error {
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(uint32(id)), Pad: int32(uint32(id >> 32))}
 	var cerr error
 	err := c.rc.Control(func(fd uintptr) {
-		cerr = unix.EpollCtl(p.epfd, op, int(fd), &ev)
+		cerr = p.set.Ctl(op, int(fd), &ev)
 	})
 	if err == nil {
 		err = cerr
 	}
 	if err != nil {
-		return os.NewSyscallError("epoll_ctl", err)
+		return err
 	}
 	return nil
 }
@@ -117,17 +103,9 @@ func (p *poller) remove(c *tcpConn) {
 // run delivers input until the poller is closed.
 func (p *poller) run() {
 	for {
-		var n int
-		var werr error
-		err := p.rc.Read(func(uintptr) bool {
-			n, werr = unix.EpollWait(p.epfd, p.events, 0)
-			if werr == unix.EINTR {
-				n, werr = 0, nil
-			}
-			return n > 0 || werr != nil
-		})
-		if err != nil || werr != nil {
-			p.failed(err, werr)
+		n, err := p.set.Wait(p.events)
+		if err != nil {
+			p.failed(err)
 			return
 		}
 		p.mu.Lock()
@@ -150,7 +128,7 @@ func (p *poller) run() {
 // failed handles a poller whose wait failed. On shutdown that is its
 // closing; otherwise it is logged, and its connections, which nobody would
 // read any more, are closed (each session ends with its leave notice).
-func (p *poller) failed(err, werr error) {
+func (p *poller) failed(err error) {
 	p.mu.Lock()
 	closed := p.closed
 	conns := make([]*tcpConn, 0, len(p.conns))
@@ -160,9 +138,6 @@ func (p *poller) failed(err, werr error) {
 	p.mu.Unlock()
 	if closed {
 		return
-	}
-	if err == nil {
-		err = os.NewSyscallError("epoll_wait", werr)
 	}
 	p.log.Error("poller failed; closing its connections", "err", err, "conns", len(conns))
 	for _, c := range conns {
@@ -174,5 +149,5 @@ func (p *poller) close() {
 	p.mu.Lock()
 	p.closed = true
 	p.mu.Unlock()
-	_ = p.file.Close()
+	_ = p.set.Close()
 }
