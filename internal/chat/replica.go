@@ -399,21 +399,6 @@ func (u *User) leaveCluster(reason string) {
 	r.mu.Unlock()
 }
 
-// removeMemberLocked takes u off the fan-out list; r.mu is held for
-// writing.
-func (r *Room) removeMemberLocked(u *User) {
-	if u.idx < 0 || u.idx >= len(r.members) || r.members[u.idx] != u {
-		return
-	}
-	last := len(r.members) - 1
-	moved := r.members[last]
-	r.members[u.idx] = moved
-	moved.idx = u.idx
-	r.members[last] = nil
-	r.members = r.members[:last]
-	u.idx = -1
-}
-
 // applyLeaveLocked removes a user from the cluster's roster and tells
 // everybody here; a user not in the roster (left already) is ignored.
 func (r *Room) applyLeaveLocked(k userKey, reason string, at time.Time, nodeName string, silent bool) {

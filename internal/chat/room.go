@@ -234,12 +234,7 @@ func (u *User) Leave(reason string) {
 	u.gone = true
 	u.left.Store(true)
 	delete(r.byFold, u.fold)
-	last := len(r.members) - 1
-	moved := r.members[last]
-	r.members[u.idx] = moved
-	moved.idx = u.idx
-	r.members[last] = nil
-	r.members = r.members[:last]
+	r.removeMemberLocked(u)
 	online := len(r.members)
 	r.online.Store(int64(online))
 	nick := u.nick
@@ -578,6 +573,21 @@ func (u *User) rename(nick string) <-chan struct{} {
 	backlog := r.deliverLocked(nil, "* "+old+" is now known as "+nick)
 	r.mu.Unlock()
 	return backlog
+}
+
+// removeMemberLocked takes u off the fan-out list; r.mu is held for
+// writing.
+func (r *Room) removeMemberLocked(u *User) {
+	if u.idx < 0 || u.idx >= len(r.members) || r.members[u.idx] != u {
+		return
+	}
+	last := len(r.members) - 1
+	moved := r.members[last]
+	r.members[u.idx] = moved
+	moved.idx = u.idx
+	r.members[last] = nil
+	r.members = r.members[:last]
+	u.idx = -1
 }
 
 func (r *Room) who() string {
