@@ -69,3 +69,6 @@ func (s *Set) Wait(events []unix.EpollEvent) (int, error) {
 
 // Close closes the set; a Wait in progress returns.
 func (s *Set) Close() error { return s.file.Close() }
+
+// FD is the set's descriptor.
+func (s *Set) FD() int { return s.fd }

@@ -66,11 +66,10 @@ func startServer(t testing.TB, mod func(*chat.Config, *Config)) *testServer {
 func admitConn(t testing.TB, srv *Server, nc net.Conn) (*tcpConn, *session) {
 	t.Helper()
 	c := newTCPConn(srv, nc)
-	sess, msg := srv.admit(c, addrIP(nc.RemoteAddr()), nc.RemoteAddr().String())
+	sess, _, msg := srv.admit(c, addrIP(nc.RemoteAddr()), nc.RemoteAddr().String(), func(sess *session) { srv.prepareTCP(c, sess) })
 	if sess == nil {
 		t.Fatalf("connection refused: %s", msg)
 	}
-	srv.prepareTCP(c, sess)
 	t.Cleanup(func() { srv.Close() })
 	return c, sess
 }

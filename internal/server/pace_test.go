@@ -214,7 +214,7 @@ func TestPerIPLimitCountsIPv6Networks(t *testing.T) {
 		srv := New(chat.NewRoom(chat.Config{}), Config{MaxConnsPerIP: 2, IPv6PrefixLen: tc.prefix})
 		for i, a := range tc.addrs {
 			ip := netip.MustParseAddr(a).Unmap()
-			sess, msg := srv.admit(nopTransport{}, ip, a)
+			sess, _, msg := srv.admit(nopTransport{}, ip, a, nil)
 			if got := sess != nil; got != tc.admit[i] {
 				t.Fatalf("/%d: %s (connection %d): admitted %v, want %v (%s)", tc.prefix, a, i, got, tc.admit[i], msg)
 			}

@@ -89,10 +89,13 @@ func (p *poller) disarm(c *tcpConn) { _ = p.ctl(c, unix.EPOLL_CTL_DEL) }
 
 func (p *poller) arm(c *tcpConn) error { return p.ctl(c, unix.EPOLL_CTL_ADD) }
 
-// remove unregisters c. A socket that is already closed has left the epoll
-// set by itself; only the id needs forgetting.
-func (p *poller) remove(c *tcpConn) {
-	if !c.off {
+// remove unregisters c; armed says its socket is in the epoll set (not
+// paused). It must leave the set now, not when it is closed, which may be
+// seconds later (lingering output): a level-triggered socket with unread
+// input would otherwise wake the poller again and again for an id nobody
+// reads.
+func (p *poller) remove(c *tcpConn, armed bool) {
+	if armed {
 		_ = p.ctl(c, unix.EPOLL_CTL_DEL)
 	}
 	p.mu.Lock()

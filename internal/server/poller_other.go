@@ -17,6 +17,6 @@ func newPoller(*slog.Logger) (*poller, error) { return nil, errNoPoller }
 func (p *poller) add(*tcpConn) error          { return errNoPoller }
 func (p *poller) arm(*tcpConn) error          { return errNoPoller }
 func (p *poller) disarm(*tcpConn)             {}
-func (p *poller) remove(*tcpConn)             {}
+func (p *poller) remove(*tcpConn, bool)       {}
 func (p *poller) run()                        {}
 func (p *poller) close()                      {}

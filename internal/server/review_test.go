@@ -311,3 +311,35 @@ func TestConcurrentShutdowns(t *testing.T) {
 		}
 	}
 }
+
+// TestAdmitWiresBeforeRegistering: a session is wired to its connection
+// before Shutdown can see it. Registered first, a Shutdown in between
+// would write its last line to an output with no connection (a panic in
+// the writer), or a WebSocket client would get an unframed line.
+func TestAdmitWiresBeforeRegistering(t *testing.T) {
+	t.Parallel()
+	srv := New(chat.NewRoom(chat.Config{}), Defaults())
+	defer srv.Close()
+	snc, _ := loopbackPair(t)
+	c := newTCPConn(srv, snc)
+	var registered, wired bool
+	sess, _, msg := srv.admit(c, addrIP(snc.RemoteAddr()), snc.RemoteAddr().String(), func(sess *session) {
+		srv.mu.Lock()
+		_, registered = srv.conns[sess]
+		srv.mu.Unlock()
+		srv.prepareTCP(c, sess)
+		wired = sess.out.w != nil
+	})
+	if sess == nil {
+		t.Fatalf("refused: %s", msg)
+	}
+	if registered || !wired {
+		t.Errorf("prepared after registering: %v, wired: %v", registered, wired)
+	}
+	srv.mu.Lock()
+	_, ok := srv.conns[sess]
+	srv.mu.Unlock()
+	if !ok {
+		t.Error("the admitted session is not registered")
+	}
+}

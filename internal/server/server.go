@@ -344,7 +344,7 @@ func (s *Server) trackListener(ln net.Listener, add bool) bool {
 func (s *Server) accept(nc net.Conn) {
 	c := newTCPConn(s, nc)
 	ip := addrIP(nc.RemoteAddr())
-	sess, msg := s.admit(c, ip, nc.RemoteAddr().String())
+	sess, _, msg := s.admit(c, ip, nc.RemoteAddr().String(), func(sess *session) { s.prepareTCP(c, sess) })
 	if sess == nil {
 		if s.rejecting.Add(1) > maxRejecting {
 			// A storm of refused connections: hang up without a word
@@ -359,7 +359,6 @@ func (s *Server) accept(nc net.Conn) {
 		}()
 		return
 	}
-	s.prepareTCP(c, sess)
 	c.start()
 }
 
@@ -375,10 +374,15 @@ func (s *Server) prepareTCP(c *tcpConn, sess *session) {
 // admit applies the connection limits to a new client at ip and, if it
 // is admitted, registers a session for it on transport t; otherwise it
 // returns the line that tells the client why not.
-func (s *Server) admit(t transport, ip netip.Addr, remote string) (*session, string) {
+func (s *Server) admit(t transport, ip netip.Addr, remote string, prepare func(*session)) (sess *session, reason, msg string) {
 	s.m.connAccepted()
 	key := s.ipKey(ip)
-	var reason, msg string
+	// Wired up before it is registered: from then on a Shutdown may end it
+	// and write its last line at any moment.
+	sess = newSession(s, t, key, remote)
+	if prepare != nil {
+		prepare(sess)
+	}
 	s.mu.Lock()
 	switch {
 	case s.inShutdown.Load():
@@ -392,16 +396,15 @@ func (s *Server) admit(t transport, ip netip.Addr, remote string) (*session, str
 		s.mu.Unlock()
 		s.m.rejected(reason)
 		s.log.Info("connection rejected", "remote", remote, "reason", reason)
-		return nil, msg
+		return nil, reason, msg
 	}
-	sess := newSession(s, t, key, remote)
 	s.conns[sess] = struct{}{}
 	s.perIP[key]++
 	s.mu.Unlock()
 	s.active.Add(1)
 	s.m.connOpened()
 	s.sweepOnce.Do(func() { go s.sweep() })
-	return sess, ""
+	return sess, "", ""
 }
 
 func (s *Server) forget(c *session) {

@@ -284,9 +284,10 @@ func (c *tcpConn) resumeInput() {
 
 // stopInput implements transport.
 func (c *tcpConn) stopInput() {
+	armed := !c.off
 	c.off = true
 	if c.poll != nil {
-		c.poll.remove(c)
+		c.poll.remove(c, armed)
 	}
 	if c.gate != nil {
 		close(c.gate)

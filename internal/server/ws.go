@@ -105,28 +105,30 @@ func (s *Server) ServeWebSocket(ws *websocket.Conn, nc net.Conn, remote netip.Ad
 		// From X-Forwarded-For, which carries no port.
 		shown = remote.Addr().String()
 	}
-	sess, msg := s.admit(t, remote.Addr().Unmap(), shown)
+	sess, reason, msg := s.admit(t, remote.Addr().Unmap(), shown, func(sess *session) {
+		t.s = sess
+		o := &sess.out
+		o.ws = true
+		o.w = wc.Conn
+		_, fl := s.ioFor()
+		if tc, ok := wc.Conn.(*net.TCPConn); ok && rawIO {
+			if rc, err := tc.SyscallConn(); err == nil {
+				o.rc, o.fl = rc, fl
+			}
+		}
+	})
 	if sess == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		_ = ws.Write(ctx, websocket.MessageText, []byte(msg))
 		cancel()
 		code := websocket.StatusTryAgainLater
-		if msg == "! server shutting down" {
+		if reason == "shutdown" {
 			code = websocket.StatusGoingAway
 		}
 		_ = ws.Close(code, "")
 		return
 	}
-	t.s = sess
 	o := &sess.out
-	o.ws = true
-	o.w = wc.Conn
-	_, fl := s.ioFor()
-	if tc, ok := wc.Conn.(*net.TCPConn); ok && rawIO {
-		if rc, err := tc.SyscallConn(); err == nil {
-			o.rc, o.fl = rc, fl
-		}
-	}
 	wc.mu.Lock()
 	wc.out = o
 	wc.mu.Unlock()
