@@ -1,8 +1,9 @@
 package server
 
 import (
+	"bufio"
 	"bytes"
-	"io"
+	"crypto/tls"
 	"net"
 	"strconv"
 	"sync"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"netchat/internal/chat"
+	"netchat/internal/testcert"
 )
 
 // BenchmarkFanout100 sends b.N chat lines from one user into a room of 100
@@ -18,33 +20,69 @@ import (
 // measures the whole server path (poller, telnet filter, splitter,
 // hygiene, room, output queues, writes) plus the listeners' reads, which
 // share the CPU, so compare it only with itself.
-func BenchmarkFanout100(b *testing.B) {
+func BenchmarkFanout100(b *testing.B) { benchFanout(b, false) }
+
+// BenchmarkFanout100TLS is BenchmarkFanout100 with the 99 listeners on TLS.
+func BenchmarkFanout100TLS(b *testing.B) { benchFanout(b, true) }
+
+func benchFanout(b *testing.B, listenTLS bool) {
 	const n = 100
 	s := startServer(b, func(rc *chat.Config, sc *Config) {
 		rc.History = 0
 		rc.NoticeBatchAbove = -1
 	})
+	join := func(nick string) (net.Conn, *bufio.Reader) {
+		c := s.join(b, nick)
+		return c.c, c.r
+	}
+	if listenTLS {
+		certFile, keyFile := testcert.New(b).Files(b)
+		cfg, err := LoadTLSConfig(certFile, keyFile)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ln, err := s.Listen(b.Context(), "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		go func() { _ = s.Serve(tls.NewListener(ln, cfg)) }()
+		join = func(nick string) (net.Conn, *bufio.Reader) {
+			nc, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { nc.Close() })
+			c := &client{t: b, c: nc, r: bufio.NewReader(nc)}
+			c.expectPrefix("Welcome to netchat (")
+			c.send(nick)
+			c.expectPrefix("* Welcome, " + nick + "! ")
+			return nc, c.r
+		}
+	}
 	var got atomic.Int64
 	var wg sync.WaitGroup
 	conns := make([]net.Conn, n)
 	for i := range conns {
-		c := s.join(b, "u"+strconv.Itoa(i))
-		conns[i] = c.c
 		if i == 0 {
+			conns[i] = s.join(b, "u0").c
 			continue
 		}
+		nc, r := join("u" + strconv.Itoa(i))
+		conns[i] = nc
 		wg.Add(1)
-		go func(r io.Reader) {
+		go func(r *bufio.Reader) {
 			defer wg.Done()
-			buf := make([]byte, 64<<10)
 			for {
-				m, err := r.Read(buf)
-				got.Add(int64(bytes.Count(buf[:m], []byte("u0: x"))))
-				if err != nil {
+				// Line by line: a record or a read may end inside a line.
+				l, err := r.ReadSlice('\n')
+				if bytes.HasPrefix(l, []byte("u0: x")) {
+					got.Add(1)
+				}
+				if err != nil && err != bufio.ErrBufferFull {
 					return
 				}
 			}
-		}(c.r)
+		}(r)
 	}
 	waitFor(b, "everybody joined", func() bool { return s.Room().Online() == n })
 	line := []byte("x" + string(bytes.Repeat([]byte("y"), 58)) + "\r\n")

@@ -303,23 +303,37 @@ func (o *output) writeRawWait(iov [][]byte) (int, error) {
 	return n, werr
 }
 
-// writeConn writes iov through the connection, one chunk per Write, so
-// that the write deadline bounds the time without progress, not the time
-// a long queue takes.
+// writeConn writes the start of iov through the connection (TLS, or where
+// raw writes are not available), gathered into one Write of up to a TLS
+// record's payload: a TLS connection makes a record of each Write, and a
+// record per queue chunk would cost a header, a seal and a system call
+// each. The caller loops until everything is written.
 func (o *output) writeConn(iov [][]byte) (int, error) {
-	total := 0
-	for i, b := range iov {
-		if i > 0 && o.srv.cfg.WriteTimeout > 0 {
-			_ = o.w.SetWriteDeadline(time.Now().Add(o.srv.cfg.WriteTimeout))
-		}
-		n, err := o.w.Write(b)
-		total += n
-		if err != nil {
-			return total, err
+	if len(iov) == 1 || len(iov[0]) >= gatherMax {
+		return o.w.Write(iov[0])
+	}
+	bp := writeBufs.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, c := range iov {
+		b = append(b, c[:min(len(c), gatherMax-len(b))]...)
+		if len(b) == gatherMax {
+			break
 		}
 	}
-	return total, nil
+	n, err := o.w.Write(b)
+	*bp = b[:0]
+	writeBufs.Put(bp)
+	return n, err
 }
+
+// gatherMax is the payload of a full TLS record.
+const gatherMax = 16 << 10
+
+// writeBufs are the buffers writeConn gathers a write in.
+var writeBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, gatherMax)
+	return &b
+}}
 
 func (o *output) isDead() bool {
 	o.mu.Lock()
