@@ -824,6 +824,15 @@ func (n *Node) resync(ctx context.Context) error {
 		unclaimed := n.room.LinkUp(snap)
 		if len(unclaimed) == 0 {
 			n.mu.Lock()
+			if n.gen.Load() != gen {
+				// Trouble came during LinkUp: its LinkDown may have run
+				// before LinkUp relinked the room. Down again, and the
+				// loop tries anew (Trouble kicked it).
+				n.mu.Unlock()
+				n.applyMu.Unlock()
+				n.room.LinkDown()
+				return errors.New("link lost while linking")
+			}
 			n.linked = true
 			n.since = time.Now()
 			n.stopCons = func() { _ = live.Unsubscribe() }
