@@ -347,6 +347,14 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		ln.Close()
 		return err
 	}
+	webSrv, webLn, err := listenWeb(o, webOpts, tlsCfg, webMetrics, srv, logger)
+	if err != nil {
+		ln.Close()
+		if tln != nil {
+			tln.Close()
+		}
+		return err
+	}
 
 	if o.announce {
 		acfg := discovery.AnnouncerConfig{
@@ -366,6 +374,9 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 			ln.Close()
 			if tln != nil {
 				tln.Close()
+			}
+			if webLn != nil {
+				webLn.Close()
 			}
 			return fmt.Errorf("--announce: %w", err)
 		}
@@ -387,13 +398,9 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 		}
 	}
 
-	webSrv, webDone, err := startWeb(o, webOpts, tlsCfg, webMetrics, srv, logger, listening)
-	if err != nil {
-		ln.Close()
-		if tln != nil {
-			tln.Close()
-		}
-		return err
+	var webDone <-chan error
+	if webSrv != nil {
+		webDone = serveWeb(o, webSrv, webLn, logger, listening)
 	}
 
 	errc := make(chan error, 2)

@@ -51,12 +51,11 @@ func checkWebFlags(o *serveOptions) (webFlags, error) {
 	return webFlags{addr: o.httpAddr, origins: origins, proxies: proxies}, nil
 }
 
-// startWeb listens on --http and serves the page there until the
-// returned server is shut down; done receives Serve's error. tlsCfg is
-// used when --http-tls is set. It returns a nil server when --http is
-// not set.
-func startWeb(o *serveOptions, wf webFlags, tlsCfg *tls.Config, metrics http.Handler,
-	sessions web.Sessions, logger *slog.Logger, listening listeningFunc) (*web.Server, <-chan error, error) {
+// listenWeb opens the web page's listener (nothing when --http is not
+// given), so that a busy port fails the start before anything is said to
+// be listening; serveWeb then serves it.
+func listenWeb(o *serveOptions, wf webFlags, tlsCfg *tls.Config, metrics http.Handler,
+	sessions web.Sessions, logger *slog.Logger) (*web.Server, net.Listener, error) {
 	if wf.addr == "" {
 		return nil, nil, nil
 	}
@@ -67,10 +66,8 @@ func startWeb(o *serveOptions, wf webFlags, tlsCfg *tls.Config, metrics http.Han
 		Metrics:        metrics,
 		Logger:         logger,
 	}
-	scheme := "http"
 	if o.httpTLS {
 		cfg.TLS = tlsCfg
-		scheme = "https"
 	}
 	ws, err := web.New(cfg)
 	if err != nil {
@@ -79,6 +76,15 @@ func startWeb(o *serveOptions, wf webFlags, tlsCfg *tls.Config, metrics http.Han
 	ln, err := net.Listen("tcp", wf.addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot listen on %s for the web page: %w", wf.addr, unwrapOp(err))
+	}
+	return ws, ln, nil
+}
+
+// serveWeb serves the page on ln; the channel gets Serve's error.
+func serveWeb(o *serveOptions, ws *web.Server, ln net.Listener, logger *slog.Logger, listening listeningFunc) <-chan error {
+	scheme := "http"
+	if o.httpTLS {
+		scheme = "https"
 	}
 	logger.Info("web page listening", "addr", ln.Addr().String(), "url", scheme+"://"+webHost(ln.Addr())+"/")
 	if listening != nil {
@@ -92,7 +98,7 @@ func startWeb(o *serveOptions, wf webFlags, tlsCfg *tls.Config, metrics http.Han
 		}
 		done <- err
 	}()
-	return ws, done, nil
+	return done
 }
 
 // webHost is the host:port to show in the page's URL: an unspecified

@@ -300,16 +300,25 @@ func TestServeWebStartupErrors(t *testing.T) {
 		}
 	}
 
-	// A port that is taken is no usage error, and the chat listener
-	// opened before it is closed again.
+	// A port that is taken is no usage error, the server never says it
+	// is listening, and the chat listener opened before it is closed
+	// again.
 	o := testServeOptions()
 	o.httpAddr = busy.Addr().String()
-	var chatAddr string
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	chatAddr := free.Addr().String()
+	free.Close()
+	o.listen = chatAddr
+	var said []string
 	err = runServe(t.Context(), o, &syncbuf.Buffer{}, func(kind string, a net.Addr) {
-		if kind == "chat" {
-			chatAddr = a.String()
-		}
+		said = append(said, kind)
 	})
+	if len(said) > 0 {
+		t.Errorf("--http on a busy port: said %v was listening before failing", said)
+	}
 	var ue usageError
 	if err == nil || errors.As(err, &ue) || !strings.Contains(err.Error(), "cannot listen on "+busy.Addr().String()+" for the web page: ") ||
 		!strings.HasSuffix(err.Error(), "address already in use") {
