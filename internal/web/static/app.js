@@ -109,6 +109,9 @@
     input.placeholder = phase === 'nick' ? 'Choose a nickname' : 'Message, or /help';
   }
 
+  // peopleVersion counts changes to the people list (online, count, me).
+  let peopleVersion = 0;
+
   function renderPeople() {
     countEl.textContent = String(count);
     const names = Array.from(online.values());
@@ -162,6 +165,7 @@
   }
 
   function addUser(nick) {
+    peopleVersion++;
     online.set(fold(nick), nick);
   }
 
@@ -170,11 +174,15 @@
   function onLine(text) {
     let show = true;
     let m;
+    // Most lines are messages: the people list is redrawn only for those
+    // that change it (sorting thousands of names per message would not do).
+    const before = peopleVersion;
     if ((m = reGreeting.exec(text))) {
       roomName = m[1];
       titleEl.textContent = 'netchat · ' + roomName;
       document.title = roomName + ' · netchat';
       count = Number(m[2]);
+      peopleVersion++;
       phase = 'nick';
       nickPending = false;
       if (lastNick && !input.value) {
@@ -185,10 +193,13 @@
       phase = 'chat';
       nickPending = false;
       me = m[1];
+      peopleVersion++;
       lastNick = me;
       online.clear();
+      peopleVersion++;
       addUser(me);
       count = Number(m[2]);
+      peopleVersion++;
       requestWho();
     } else if (phase === 'nick' && text.startsWith('! ')) {
       // Refused (nickname taken: …, invalid nickname: …, line too long):
@@ -200,24 +211,32 @@
       if (!online.has(fold(m[1]))) {
         addUser(m[1]);
         count = Number(m[2]);
+        peopleVersion++;
       }
     } else if ((m = reLeft.exec(text))) {
       online.delete(fold(m[1]));
+      peopleVersion++;
       count = Number(m[2]);
+      peopleVersion++;
     } else if ((m = reRenamed.exec(text))) {
       if (fold(m[1]) === fold(me)) {
         me = m[2];
+        peopleVersion++;
         lastNick = me;
       }
       online.delete(fold(m[1]));
+      peopleVersion++;
       addUser(m[2]);
     } else if ((m = reBatch.exec(text))) {
       count = Number(m[1]);
+      peopleVersion++;
       scheduleWho();
     } else if (whoQueue.length > 0 && (m = reWho.exec(text))) {
       show = !whoQueue.shift();
       count = Number(m[1]);
+      peopleVersion++;
       online.clear();
+      peopleVersion++;
       for (const name of m[2].split(', ')) {
         if (name) addUser(name);
       }
@@ -227,7 +246,7 @@
       whoQueue = [];
     }
     setPrompt();
-    renderPeople();
+    if (peopleVersion !== before) renderPeople();
     if (show) appendLine(text);
   }
 
