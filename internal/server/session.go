@@ -162,10 +162,11 @@ func (s *session) inputEvent(kind uint8) {
 // hold queues input that cannot run yet; lines are admitted on arrival.
 func (s *session) hold(kind uint8, l []byte) {
 	h := heldLine{kind: kind}
+	quit := kind == heldInterrupt
 	if kind == heldLine_ {
-		h.line = append([]byte(nil), l...)
+		text := string(l)
 		if s.user != nil {
-			v, d := s.user.Admit(string(l))
+			v, d := s.user.Admit(text)
 			switch v {
 			case chat.Dropped:
 				return
@@ -175,10 +176,12 @@ func (s *session) hold(kind uint8, l []byte) {
 			}
 			h.admitted, h.due = true, time.Now().Add(d)
 		}
+		h.line = append([]byte(nil), l...)
+		quit = chat.Parse(text).Op == chat.OpQuit
 	}
 	s.held = append(s.held, h)
 	s.heldN += len(h.line)
-	if kind == heldInterrupt || kind == heldLine_ && chat.Parse(string(l)).Op == chat.OpQuit {
+	if quit {
 		// Leaving is never lagged: what is held runs now, in order,
 		// then the user leaves.
 		for i := range s.held {
