@@ -1,6 +1,7 @@
 package chat
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"strconv"
@@ -568,8 +569,11 @@ func (u *User) privateCluster(to, text string) {
 	rp := r.rep
 	var target *User
 	var toNick string
+	// Folded before taking the lock, as private does: folding is the
+	// costly part, and joins and leaves wait behind the read lock.
+	fold, ferr := FoldNick(to)
 	r.mu.RLock()
-	if fold, err := FoldNick(to); err == nil {
+	if ferr == nil {
 		target = r.byFold[fold]
 	}
 	if target != nil {
@@ -858,21 +862,11 @@ func (r *Room) applyPresenceLocked(ev *Replicated, silent bool) {
 				gone = append(gone, k)
 			}
 		}
-		slices.SortFunc(gone, func(a, b userKey) int { return cmpUint(a.id, b.id) })
+		slices.SortFunc(gone, func(a, b userKey) int { return cmp.Compare(a.id, b.id) })
 		for _, k := range gone {
 			r.applyLeaveLocked(k, "", ev.Time, ev.NodeName, silent)
 		}
 	}
-}
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func (r *Room) addRemoteLocked(u *User) {
@@ -898,7 +892,7 @@ func (r *Room) applySyncLocked(ev *Replicated, silent bool) {
 			}
 		}
 	}
-	slices.SortFunc(gone, func(a, b userKey) int { return cmpUint(a.id, b.id) })
+	slices.SortFunc(gone, func(a, b userKey) int { return cmp.Compare(a.id, b.id) })
 	for _, k := range gone {
 		r.applyLeaveLocked(k, "", ev.Time, ev.NodeName, silent)
 	}
