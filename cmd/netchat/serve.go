@@ -224,12 +224,19 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 			return fmt.Errorf("data directory %s: %w", o.dataDir, err)
 		}
 		defer lock.Release()
+		// Replayed history passes the hygiene of live input: the file is
+		// not to be trusted more than a socket.
 		tr, err = history.Open(history.Options{
 			Dir:           o.dataDir,
 			FsyncInterval: fsync,
 			MaxSize:       int64(o.transcriptMax),
 			Recent:        max(o.history, 1),
-			Logger:        logger,
+			Hygiene: &history.Hygiene{
+				MaxLine:   o.maxLine,
+				ValidNick: func(nick string) error { _, err := chat.FoldNick(nick); return err },
+				Logger:    logger,
+			},
+			Logger: logger,
 		})
 		if err != nil {
 			return fmt.Errorf("transcript: %w", err)
@@ -247,16 +254,9 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 			tr.Record(history.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text, Node: node})
 		}
 		// In a cluster the history comes from the cluster's log, not
-		// from this node's transcript. Replayed history passes the
-		// hygiene of live input: the file is not to be trusted more than
-		// a socket.
+		// from this node's transcript.
 		if o.cluster.urls == "" {
-			hygiene := history.Hygiene{
-				MaxLine:   o.maxLine,
-				ValidNick: func(nick string) error { _, err := chat.FoldNick(nick); return err },
-				Logger:    logger,
-			}
-			for _, ev := range hygiene.Clean(tr.Recent(o.history)) {
+			for _, ev := range tr.Recent(o.history) {
 				seed = append(seed, chat.Event{Time: ev.Time, Kind: ev.Kind, Nick: ev.Nick, Text: ev.Text})
 			}
 		}

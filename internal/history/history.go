@@ -98,6 +98,10 @@ type Options struct {
 	// Recent is how many "msg"/"me" events Open loads for Recent; 0 means
 	// DefaultRecent, a negative value loads none.
 	Recent int
+	// Hygiene, if set, holds the events Open loads for Recent to the
+	// rules of live input; the ones it refuses do not count toward
+	// Recent, so a poisoned file does not shorten the history.
+	Hygiene *Hygiene
 	// Logger receives warnings (torn lines, drops, I/O errors); nil means
 	// slog.Default().
 	Logger *slog.Logger

@@ -29,43 +29,60 @@ type Hygiene struct {
 // Events of other kinds, with a text that is too long or blank once
 // cleaned, or with an invalid nickname are skipped.
 func (h Hygiene) Clean(evs []Event) []Event {
-	var (
-		out                                    []Event
-		tooLong, badNick, blank, kind, cleaned int
-		buf                                    []byte
-	)
+	var c hygieneCheck
+	var out []Event
 	for _, ev := range evs {
-		if ev.Kind != KindMsg && ev.Kind != KindMe {
-			kind++
-			continue
+		if c.pass(&h, &ev) {
+			out = append(out, ev)
 		}
-		if h.MaxLine > 0 && len(ev.Text) > h.MaxLine {
-			tooLong++
-			continue
-		}
-		if h.ValidNick != nil && h.ValidNick(ev.Nick) != nil {
-			badNick++
-			continue
-		}
-		buf = line.Sanitize(buf[:0], []byte(ev.Text))
-		if line.IsBlank(buf) {
-			blank++
-			continue
-		}
-		if string(buf) != ev.Text {
-			cleaned++
-			ev.Text = string(buf)
-		}
-		out = append(out, ev)
 	}
-	if skipped := tooLong + badNick + blank + kind; skipped > 0 || cleaned > 0 {
+	c.report(&h)
+	return out
+}
+
+// hygieneCheck applies a Hygiene to events one at a time and counts what
+// it skipped or cleaned.
+type hygieneCheck struct {
+	tooLong, badNick, blank, kind, cleaned int
+	buf                                    []byte
+}
+
+// pass reports whether ev passes, cleaning its text in place.
+func (c *hygieneCheck) pass(h *Hygiene, ev *Event) bool {
+	if ev.Kind != KindMsg && ev.Kind != KindMe {
+		c.kind++
+		return false
+	}
+	if h.MaxLine > 0 && len(ev.Text) > h.MaxLine {
+		c.tooLong++
+		return false
+	}
+	if h.ValidNick != nil && h.ValidNick(ev.Nick) != nil {
+		c.badNick++
+		return false
+	}
+	c.buf = line.Sanitize(c.buf[:0], []byte(ev.Text))
+	if line.IsBlank(c.buf) {
+		c.blank++
+		return false
+	}
+	if string(c.buf) != ev.Text {
+		c.cleaned++
+		ev.Text = string(c.buf)
+	}
+	return true
+}
+
+// report logs one warning with the counts, if anything was skipped or
+// cleaned.
+func (c *hygieneCheck) report(h *Hygiene) {
+	if skipped := c.tooLong + c.badNick + c.blank + c.kind; skipped > 0 || c.cleaned > 0 {
 		log := h.Logger
 		if log == nil {
 			log = slog.Default()
 		}
 		log.Warn("transcript history failed input hygiene", "skipped", skipped,
-			"too_long", tooLong, "max_line", h.MaxLine, "invalid_nick", badNick, "blank", blank,
-			"other_kind", kind, "text_cleaned", cleaned)
+			"too_long", c.tooLong, "max_line", h.MaxLine, "invalid_nick", c.badNick, "blank", c.blank,
+			"other_kind", c.kind, "text_cleaned", c.cleaned)
 	}
-	return out
 }

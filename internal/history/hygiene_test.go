@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -114,5 +115,50 @@ func TestReadBackUnknownKind(t *testing.T) {
 	l := logs.String()
 	if strings.Count(l, "unknown kind") != 1 || !strings.Contains(l, "lines=2") || !strings.Contains(l, "level=WARN") {
 		t.Errorf("log %q: want one warning for 2 lines of unknown kind", l)
+	}
+}
+
+// TestHygieneOnLoad: with Options.Hygiene, the events Open loads pass it,
+// and the ones it refuses do not count toward Recent: a file whose newest
+// lines are poisoned still gives as much history as asked for.
+func TestHygieneOnLoad(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	var content strings.Builder
+	add := func(i int, nick, text string) {
+		b, err := json.Marshal(Event{Time: time.Unix(int64(i), 0).UTC(), Kind: KindMsg, Nick: nick, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		content.Write(b)
+		content.WriteString("\n")
+	}
+	for i := range 5 {
+		add(i, "alice", "good-"+strconv.Itoa(i))
+	}
+	add(5, "a b", "bad nickname")
+	add(6, "alice", strings.Repeat("x", 100))
+	add(7, "alice", "a\x1b[2Jb")
+	if err := os.WriteFile(filepath.Join(dir, CurrentName), []byte(content.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log, logs := newLogger()
+	h := &Hygiene{MaxLine: 16, ValidNick: func(nick string) error {
+		if strings.Contains(nick, " ") {
+			return errors.New("invalid")
+		}
+		return nil
+	}, Logger: log}
+	tr := mustOpen(t, Options{Dir: dir, Recent: 4, Hygiene: h, Logger: log})
+	var texts []string
+	for _, ev := range tr.Recent(4) {
+		texts = append(texts, ev.Text)
+	}
+	if want := []string{"good-2", "good-3", "good-4", "a[2Jb"}; !slices.Equal(texts, want) {
+		t.Errorf("Recent texts %q, want %q", texts, want)
+	}
+	if l := logs.String(); strings.Count(l, "failed input hygiene") != 1 || !strings.Contains(l, "too_long=1") ||
+		!strings.Contains(l, "invalid_nick=1") || !strings.Contains(l, "text_cleaned=1") {
+		t.Errorf("log %q: want one warning with the counts", l)
 	}
 }

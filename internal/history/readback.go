@@ -28,11 +28,17 @@ const (
 // events, and reports whether the current file ends mid-line. It reads
 // backwards so that start-up costs what Recent needs, not the size of the
 // transcript.
-func load(dir string, cur *os.File, size int64, want int, log *slog.Logger) (recent []Event, midLine bool, err error) {
+func load(dir string, cur *os.File, size int64, want int, h *Hygiene, log *slog.Logger) (recent []Event, midLine bool, err error) {
 	var newestFirst []Event
+	keep := func(*Event) bool { return true }
+	if h != nil {
+		var c hygieneCheck
+		defer c.report(h)
+		keep = func(ev *Event) bool { return c.pass(h, ev) }
+	}
 	// The current file's last line is always examined, even when nothing is
 	// wanted, so that a torn tail is reported and handled.
-	midLine, err = scanFile(cur, CurrentName, size, want, &newestFirst, log)
+	midLine, err = scanFile(cur, CurrentName, size, want, keep, &newestFirst, log)
 	if err != nil {
 		return nil, false, fmt.Errorf("history: reading %s: %w", cur.Name(), err)
 	}
@@ -44,7 +50,7 @@ func load(dir string, cur *os.File, size int64, want int, log *slog.Logger) (rec
 		for i := len(rotated) - 1; i >= 0 && len(newestFirst) < want; i-- {
 			// A damaged old file should not keep the chat server from
 			// starting; it only costs some history.
-			if err := scanPath(filepath.Join(dir, rotated[i]), want, &newestFirst, log); err != nil {
+			if err := scanPath(filepath.Join(dir, rotated[i]), want, keep, &newestFirst, log); err != nil {
 				log.Warn("cannot read rotated transcript, older history skipped", "file", rotated[i], "err", err)
 				break
 			}
@@ -54,7 +60,7 @@ func load(dir string, cur *os.File, size int64, want int, log *slog.Logger) (rec
 	return newestFirst, midLine, nil
 }
 
-func scanPath(path string, want int, out *[]Event, log *slog.Logger) error {
+func scanPath(path string, want int, keep func(*Event) bool, out *[]Event, log *slog.Logger) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -64,13 +70,14 @@ func scanPath(path string, want int, out *[]Event, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	_, err = scanFile(f, filepath.Base(path), st.Size(), want, out, log)
+	_, err = scanFile(f, filepath.Base(path), st.Size(), want, keep, out, log)
 	return err
 }
 
-// scanFile appends the file's "msg"/"me" events to out, newest first, until
-// out holds want. It reports whether the file ends without a newline.
-func scanFile(f io.ReaderAt, name string, size int64, want int, out *[]Event, log *slog.Logger) (midLine bool, err error) {
+// scanFile appends the file's "msg"/"me" events that keep passes to out,
+// newest first, until out holds want. It reports whether the file ends
+// without a newline.
+func scanFile(f io.ReaderAt, name string, size int64, want int, keep func(*Event) bool, out *[]Event, log *slog.Logger) (midLine bool, err error) {
 	var (
 		last           = true
 		bad            int
@@ -114,7 +121,9 @@ func scanFile(f io.ReaderAt, name string, size int64, want int, out *[]Event, lo
 			if len(*out) >= want {
 				return false
 			}
-			*out = append(*out, ev)
+			if keep(&ev) {
+				*out = append(*out, ev)
+			}
 		case KindJoin, KindLeave, KindNick:
 		default:
 			// Not written by netchat: a newer version's kind, or a

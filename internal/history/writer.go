@@ -91,7 +91,7 @@ func openWriter(t *Transcript, opts Options) (*writer, []Event, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("history: %w", err)
 	}
-	recent, midLine, err := load(opts.Dir, f, st.Size(), opts.Recent, t.log)
+	recent, midLine, err := load(opts.Dir, f, st.Size(), opts.Recent, opts.Hygiene, t.log)
 	if err != nil {
 		f.Close()
 		return nil, nil, err
