@@ -111,7 +111,7 @@ type Private struct {
 // provide the recent history).
 type Snapshot struct {
 	Seq    uint64
-	Claims map[string]Member // fold -> holder
+	Claims map[string]Member // fold -> holder; a user of another node appears once, under its latest claim
 	Window []Replicated
 }
 
@@ -999,14 +999,8 @@ func (r *Room) LinkUp(snap *Snapshot) (unclaimed []Member) {
 		if c.Node == rp.self {
 			continue
 		}
-		k := userKey{c.Node, c.ID}
-		if old, ok := rp.byID[k]; ok {
-			// One user, two claims: a rename in flight. The window
-			// below settles which name is current.
-			if r.byFold[old.fold] == old && old.fold != c.Fold {
-				continue
-			}
-		}
+		// One claim per user: the cluster keeps a renaming user's
+		// latest (Snapshot.Claims).
 		r.addRemoteLocked(&User{room: r, nick: c.Nick, fold: c.Fold, idx: -1, clusterUser: &clusterUser{node: c.Node, id: c.ID}})
 	}
 	var msgs []Event

@@ -904,6 +904,11 @@ func (n *Node) readClaims(ctx context.Context, kv jetstream.KeyValue) (*chat.Sna
 	}
 	defer w.Stop()
 	snap := &chat.Snapshot{Claims: make(map[string]chat.Member)}
+	type user struct {
+		node string
+		id   uint64
+	}
+	seen := make(map[user]string) // fold of the user's latest claim
 	for {
 		select {
 		case <-ctx.Done():
@@ -920,8 +925,16 @@ func (n *Node) readClaims(ctx context.Context, kv jetstream.KeyValue) (*chat.Sna
 			if !ok || !cok {
 				continue
 			}
-			// One user may briefly hold two names (a rename in
-			// flight); the later claim is the current one.
+			// Another node's user may briefly hold two names (a rename
+			// in flight). The watcher gives claims in the order they
+			// were made: the later one is the current name (it is made
+			// before the rename is published), the earlier is dropped.
+			if u := (user{c.Node, c.User}); c.Node != n.id {
+				if prev, ok := seen[u]; ok {
+					delete(snap.Claims, prev)
+				}
+				seen[u] = fold
+			}
 			snap.Claims[fold] = chat.Member{Node: c.Node, ID: c.User, Nick: c.Nick, Fold: fold}
 		}
 	}
