@@ -57,14 +57,26 @@ func (c *client) write(b []byte) error {
 // tryWrite writes b unless that would block beyond deadline (or, for a
 // poller's client, block at all): for control frames, which a reader
 // sends and which must not stall it.
+//
+// A frame that went out in part would corrupt the stream (the next frame
+// would be read as its rest): the connection is then shut down, so that
+// the failure shows as a disconnect, not as garbage.
 func (c *client) tryWrite(b []byte, deadline time.Time) {
+	var n int
 	if c.sk != nil {
-		c.sk.tryWrite(b)
-		return
+		n = c.sk.tryWrite(b)
+	} else {
+		_ = c.raw.SetWriteDeadline(deadline)
+		n, _ = c.conn.Write(b)
+		_ = c.raw.SetWriteDeadline(time.Time{})
 	}
-	_ = c.raw.SetWriteDeadline(deadline)
-	_, _ = c.conn.Write(b)
-	_ = c.raw.SetWriteDeadline(time.Time{})
+	if n > 0 && n < len(b) {
+		if c.sk != nil {
+			c.sk.shutdown()
+		} else {
+			_ = c.conn.Close()
+		}
+	}
 }
 
 // writeLine sends one line (ending in "\n"): as is, or as one text frame

@@ -64,11 +64,15 @@ func (s *sock) write(b []byte) error {
 	return nil
 }
 
-// tryWrite writes b if the socket takes it now, for control frames that
-// must never block the poller.
-func (s *sock) tryWrite(b []byte) {
-	_, _, _ = unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
+// tryWrite writes what of b the socket takes now, for control frames that
+// must never block the poller, and returns how much that was.
+func (s *sock) tryWrite(b []byte) int {
+	n, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(unsafe.SliceData(b))), uintptr(len(b)),
 		unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+	if errno != 0 {
+		return 0
+	}
+	return int(n)
 }
 
 // rxState is a poller's recvmsg scratch: kept off the stack so that the
