@@ -941,11 +941,32 @@ func (r *Room) LinkDown() {
 		}
 	}
 	r.deliverLocked(nil, NoticeLinkLost)
+	// Private messages still waiting for this node's earlier events to
+	// come back: those to its own users are delivered here; those to
+	// other servers cannot be, and their senders, who saw "[private to
+	// X]", are told.
+	type undelivered struct {
+		from     *User
+		to, text string
+	}
+	var lost []undelivered
+	for _, p := range outbox {
+		if p.To == rp.self {
+			continue
+		}
+		from, to := rp.byID[userKey{rp.self, p.Sender}], rp.byID[userKey{p.To, p.Target}]
+		if from != nil && from.sess != nil && to != nil {
+			lost = append(lost, undelivered{from, to.nick, p.Text})
+		}
+	}
 	r.mu.Unlock()
 	for _, p := range outbox {
 		if p.To == rp.self {
 			r.deliverPrivate(p)
 		}
+	}
+	for _, l := range lost {
+		l.from.sess.Deliver([]byte("! " + l.to + " is on another server, out of reach while the cluster link is down; not delivered: " + l.text))
 	}
 	r.releaseHeld(func(heldPrivate) bool { return true })
 }

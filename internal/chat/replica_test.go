@@ -2,6 +2,7 @@ package chat
 
 import (
 	"slices"
+	"strings"
 	"strconv"
 	"sync"
 	"testing"
@@ -353,5 +354,41 @@ func TestRelinkAfterGone(t *testing.T) {
 	}
 	if got := a.room.who(); got != "* 1 online: alice" {
 		t.Fatalf("who: %q", got)
+	}
+}
+
+// TestLinkDownTellsLostPrivates: a private message to another server that
+// is still waiting (behind the sender's own events, not yet back from the
+// log) when the link goes down cannot be delivered; its sender, who saw
+// "[private to X]", is told, and nobody else gets it.
+func TestLinkDownTellsLostPrivates(t *testing.T) {
+	t.Parallel()
+	c := newMemCluster(t)
+	a, b := c.node(t, "a"), c.node(t, "b")
+	alice, bob := &recorder{}, &recorder{}
+	u := mustJoin(t, a.room, alice, "alice")
+	mustJoin(t, b.room, bob, "bob")
+	for deadline := time.Now().Add(5 * time.Second); a.room.Online() != 2; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("node a never saw bob join")
+		}
+	}
+	alice.take()
+	a.mute = true // alice's events never come back from the log
+	u.Handle("hello")
+	u.Handle("/msg bob hi")
+	a.room.LinkDown()
+	want := []string{
+		"[private to bob] hi",
+		NoticeLinkLost,
+		"! bob is on another server, out of reach while the cluster link is down; not delivered: hi",
+	}
+	if got := waitLines(t, alice, len(want)); !slices.Equal(got, want) {
+		t.Errorf("alice got %q, want %q", got, want)
+	}
+	for _, l := range bob.take() {
+		if strings.Contains(l, "hi") {
+			t.Errorf("bob got %q", l)
+		}
 	}
 }
