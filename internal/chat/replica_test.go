@@ -2,8 +2,8 @@ package chat
 
 import (
 	"slices"
-	"strings"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
