@@ -7,6 +7,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"netchat/internal/sysio"
 )
 
 // The output path.
@@ -49,8 +51,8 @@ const (
 // hold a flusher for long.
 const maxWrite = 256 << 10
 
-// maxIov bounds the vectors of one write (the kernel's IOV_MAX is 1024).
-const maxIov = 64
+// maxIov bounds the vectors of one write.
+const maxIov = sysio.MaxIov
 
 // output is the sending half of a session.
 type output struct {
@@ -195,7 +197,7 @@ func (o *output) flush(iov [][]byte) [][]byte {
 	var n int
 	var werr error
 	err := o.rc.Write(func(fd uintptr) bool {
-		n, werr = sysWritev(fd, iov)
+		n, werr = sysio.Writev(fd, iov)
 		return true // never wait: a full socket goes to a writer of its own
 	})
 	clear(iov)
@@ -291,7 +293,7 @@ func (o *output) writeRawWait(iov [][]byte) (int, error) {
 	var n int
 	var werr error
 	err := o.rc.Write(func(fd uintptr) bool {
-		n, werr = sysWritev(fd, iov)
+		n, werr = sysio.Writev(fd, iov)
 		return werr != syscall.EAGAIN
 	})
 	if n < 0 {
@@ -487,26 +489,20 @@ const minDelay = 200 * time.Microsecond
 // 66 ms; docs/BENCHMARKS.md), short enough to follow a room that gets busy.
 const busyPeriod = 500 * time.Millisecond
 
-// bigSweep is the number of connections a sweep must write for the next
-// one to be delayed: below it, the batching a delay buys does not pay for
-// the latency it adds (measured in docs/BENCHMARKS.md).
-const bigSweep = 1000
-
 // run sweeps until the server is done.
 //
 // Adaptive delay. A sweep's duration measures the load: it grows with the
 // number of connections written and with how busy the machine is. After a
-// sweep that wrote at least bigSweep connections but took less than
-// flushWindow, while the flusher is busy (it spent at least half of the
-// last half second or so sweeping, not counting its own delays: a room of
-// a few thousand busy users), the next sweep lets lines collect
-// first: it
-// starts when the oldest line waiting for it is flushDelayFactor sweeps
+// sweep that wrote at least Config.BatchFrom connections (1,000; 200 on a
+// cluster node) but took less than flushWindow, while the flusher is busy
+// (it spent at least half of the last half second or so sweeping, not
+// counting its own delays: a room of a few thousand busy users), the next
+// sweep lets lines collect first: it starts when the oldest line waiting for it is flushDelayFactor sweeps
 // old, but no later than flushWindow after that line was queued. So each
 // write carries several lines and the write system calls (most of the
 // server's CPU: on loopback each also wakes the reader) fall to a
 // fraction, while
-//   - an idle or small room (a sweep writes fewer than bigSweep
+//   - an idle or small room (a sweep writes fewer than Config.BatchFrom
 //     connections), or a big one where messages are rarer than sweeps,
 //     is never delayed: a line is written the moment it is queued;
 //   - a room so big that a sweep takes longer than the window is never
@@ -526,7 +522,7 @@ func (f *flusher) run() {
 	var swept, spent time.Duration // sweeping and elapsed time in the current period
 	var prev time.Time             // when the previous sweep began
 	var slept time.Duration        // the delay before this sweep
-	factor, window := f.srv.flushFactor, f.srv.flushWindow
+	factor, window, batchAt := f.srv.flushFactor, f.srv.flushWindow, f.srv.cfg.BatchFrom
 	for {
 		f.mu.Lock()
 		for len(f.dirty) == 0 {
@@ -542,7 +538,7 @@ func (f *flusher) run() {
 		since := f.since
 		f.mu.Unlock()
 		slept = 0
-		if busy >= 0.5 && lastN >= bigSweep && last < window {
+		if busy >= 0.5 && lastN >= batchAt && last < window {
 			d := min(time.Duration(factor*float64(last)), window-last)
 			if wait := time.Until(since.Add(d)); wait >= minDelay {
 				time.Sleep(wait)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"netchat/internal/line"
+	"netchat/internal/sysio"
 	"netchat/internal/telnet"
 )
 
@@ -47,7 +48,7 @@ type tcpConn struct {
 
 func newTCPConn(s *Server, nc net.Conn) *tcpConn {
 	c := &tcpConn{nc: nc, split: line.NewSplitter(s.cfg.MaxLine)}
-	if tc, ok := nc.(*net.TCPConn); ok && rawIO {
+	if tc, ok := nc.(*net.TCPConn); ok && sysio.Available {
 		if rc, err := tc.SyscallConn(); err == nil {
 			c.rc = rc
 		}
@@ -106,7 +107,7 @@ func (c *tcpConn) greetNow(l []byte) bool {
 	var n int
 	var werr error
 	err := c.rc.Write(func(fd uintptr) bool {
-		n, werr = sysWrite(fd, b)
+		n, werr = sysio.Write(fd, b)
 		return true
 	})
 	if err != nil || werr != nil || n != len(b) {
@@ -178,7 +179,7 @@ func (c *tcpConn) onReadable(buf []byte, scratch *[]byte) {
 	var rerr error
 	err := c.rc.Read(func(fd uintptr) bool {
 		for {
-			n, rerr = sysRead(fd, buf)
+			n, rerr = sysio.Read(fd, buf)
 			if rerr != syscall.EINTR {
 				return true // never let the runtime wait: the poller does
 			}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"netchat/internal/sysio"
 )
 
 // The WebSocket transport (SPEC §7): one text frame per protocol line in
@@ -111,7 +113,7 @@ func (s *Server) ServeWebSocket(ws *websocket.Conn, nc net.Conn, remote netip.Ad
 		o.ws = true
 		o.w = wc.Conn
 		_, fl := s.ioFor()
-		if tc, ok := wc.Conn.(*net.TCPConn); ok && rawIO {
+		if tc, ok := wc.Conn.(*net.TCPConn); ok && sysio.Available {
 			if rc, err := tc.SyscallConn(); err == nil {
 				o.rc, o.fl = rc, fl
 			}
