@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,6 +45,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"netchat/internal/chat"
+	"netchat/internal/sysio"
 )
 
 // Names of the cluster's NATS resources.
@@ -182,6 +184,7 @@ func Connect(ctx context.Context, opt Options) (*Node, error) {
 		// then stays local (SPEC §6), it is not replayed later.
 		nats.ReconnectBufSize(-1),
 		nats.Timeout(opTimeout),
+		nats.SetCustomDialer(&dialer{net.Dialer{Timeout: opTimeout}}),
 		nats.PingInterval(max(opt.NodeTTL/4, time.Second)),
 		nats.MaxPingsOutstanding(2),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
@@ -224,6 +227,22 @@ func Connect(ctx context.Context, opt Options) (*Node, error) {
 		return nil, fmt.Errorf("NATS at %s: %w", redact(opt.URLs), err)
 	}
 	return n, nil
+}
+
+// dialer connects to NATS servers with sysio's connections, whose reads
+// and writes are raw system calls: every log message a node receives and
+// every batch it sends is one of each, and the ordinary calls wake the Go
+// runtime's monitor thread into fast polling each time a node that went
+// idle for a moment starts again (about 10% of a busy node's CPU;
+// docs/BENCHMARKS.md).
+type dialer struct{ d net.Dialer }
+
+func (d *dialer) Dial(network, addr string) (net.Conn, error) {
+	c, err := d.d.Dial(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return sysio.WrapConn(c), nil
 }
 
 // redact hides passwords in a server list.
