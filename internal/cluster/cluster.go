@@ -70,6 +70,9 @@ const (
 	heldMax      = 2 * time.Second
 	defaultTTL   = 30 * time.Second
 	maxBatchSize = 256 << 10
+	// syncPartBytes bounds one part of a sync event (see wire.go and
+	// Node.limits).
+	syncPartBytes = 128 << 10
 )
 
 // Options configure a node.
@@ -119,6 +122,7 @@ type Node struct {
 	batches [][]byte
 	privs   []*chat.Private
 	pubWake chan struct{}
+	payload atomic.Int64 // the server's max_payload, learnt at each link-up
 
 	// Link state.
 	mu       sync.Mutex
@@ -601,18 +605,33 @@ func isWrongRevision(err error) bool {
 // Publish implements chat.Link. Events are appended to the batch being
 // built; the publisher sends it as one NATS message.
 func (n *Node) Publish(ev *chat.Replicated) {
+	batchMax, partMax := n.limits()
 	n.pubMu.Lock()
-	if len(n.batch) > maxBatchSize {
-		n.batches = append(n.batches, n.batch)
-		n.batch = nil
+	for _, ev := range syncParts(ev, partMax) {
+		if len(n.batch) > batchMax {
+			n.batches = append(n.batches, n.batch)
+			n.batch = nil
+		}
+		if n.batch == nil {
+			n.batch = appendBatchHeader(make([]byte, 0, 512), n.id, n.opt.Name)
+		}
+		n.batch = appendEvent(n.batch, ev)
 	}
-	if n.batch == nil {
-		n.batch = appendBatchHeader(make([]byte, 0, 512), n.id, n.opt.Name)
-	}
-	n.batch = appendEvent(n.batch, ev)
 	n.pubMu.Unlock()
 	n.m.published.Inc()
 	n.wakePublisher()
+}
+
+// limits are how far a batch may grow before the next event starts
+// another, and how big one part of a sync event may be: what the NATS
+// server takes (its max_payload, 1 MB by default) with room to spare, for
+// an event that comes after a batch just under the limit.
+func (n *Node) limits() (batch, part int) {
+	p := int(n.payload.Load())
+	if p <= 0 {
+		p = 1 << 20
+	}
+	return min(maxBatchSize, p/2), min(syncPartBytes, p/4)
 }
 
 // Private implements chat.Link.
@@ -755,6 +774,7 @@ func (n *Node) resync(ctx context.Context) error {
 	if err := n.heartbeat(ctx); err != nil {
 		return err
 	}
+	n.payload.Store(n.nc.MaxPayload())
 	// Listen to the live tail first, then ask where the log ends: what
 	// comes live after that point is applied after the window.
 	live, err := n.nc.SubscribeSync(LiveSubject)
@@ -785,6 +805,9 @@ func (n *Node) resync(ctx context.Context) error {
 	}
 	snap.Seq = last
 
+	// A sync still incomplete at the window's end completes in the
+	// live tail: the apply loop goes on with this assembler.
+	syncs := syncAssembler{}
 	start := first
 	if last >= windowMsgs && last-windowMsgs+1 > start {
 		start = last - windowMsgs + 1
@@ -816,7 +839,7 @@ func (n *Node) resync(ctx context.Context) error {
 				return err
 			}
 			if evs, err := decodeBatch(msg.Data()); err == nil {
-				snap.Window = append(snap.Window, evs...)
+				snap.Window = append(snap.Window, syncs.assemble(evs)...)
 			}
 			if md.Sequence.Stream >= last || md.NumPending == 0 {
 				break
@@ -866,7 +889,7 @@ func (n *Node) resync(ctx context.Context) error {
 			n.m.setLinked(true)
 			n.log.Info("cluster: linked", "node", n.opt.Name, "id", n.id,
 				"online", n.room.Online(), "log_seq", last)
-			n.goLoop(func() { n.applyLoop(live, last, gen) })
+			n.goLoop(func() { n.applyLoop(live, last, gen, syncs) })
 			n.doReleases(ctx)
 			return nil
 		}
@@ -965,7 +988,7 @@ func (n *Node) readClaims(ctx context.Context, kv jetstream.KeyValue) (*chat.Sna
 // order): each names its predecessor, so they are put back in order. A gap
 // that does not fill within gapWait (a message the subscription dropped)
 // takes the link down: the room reloads the state rather than miss an event.
-func (n *Node) applyLoop(live *nats.Subscription, applied, gen uint64) {
+func (n *Node) applyLoop(live *nats.Subscription, applied, gen uint64, syncs syncAssembler) {
 	early := make(map[uint64]*nats.Msg) // by predecessor
 	var gapSince time.Time
 	for {
@@ -1006,7 +1029,7 @@ func (n *Node) applyLoop(live *nats.Subscription, applied, gen uint64) {
 			continue
 		}
 		for msg != nil {
-			if !n.applyMsg(msg, seq, gen) {
+			if !n.applyMsg(msg, seq, gen, syncs) {
 				return
 			}
 			applied = seq
@@ -1026,19 +1049,20 @@ func (n *Node) applyLoop(live *nats.Subscription, applied, gen uint64) {
 const gapWait = 2 * time.Second
 
 // applyMsg applies one log message; false if the link went down meanwhile.
-func (n *Node) applyMsg(msg *nats.Msg, seq, gen uint64) bool {
+func (n *Node) applyMsg(msg *nats.Msg, seq, gen uint64, syncs syncAssembler) bool {
 	evs, err := decodeBatch(msg.Data)
 	if err != nil {
 		n.log.Warn("cluster: malformed log message skipped", "seq", seq)
 		return true
 	}
+	n.m.received.Add(float64(len(evs)))
+	evs = syncs.assemble(evs)
 	n.applyMu.Lock()
 	defer n.applyMu.Unlock()
 	if n.gen.Load() != gen {
 		return false
 	}
 	n.room.Apply(seq, evs)
-	n.m.received.Add(float64(len(evs)))
 	return true
 }
 

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"slices"
 	"time"
 
 	"netchat/internal/chat"
@@ -18,6 +19,13 @@ import (
 //	"NC" 1 | str node-id | str node-name | event*
 //	event := kind:byte | uvarint seq | varint unix-nanos | uvarint user |
 //	         str nick | str fold | str text | uvarint n | (uvarint id | str nick | str fold){n}
+//
+// A sync event (a node's whole list of users) travels in parts, so that no
+// message outgrows what NATS carries (1 MB by default; 19,000 users with
+// long non-ASCII nicknames take 3 MB): in each part, user is the part's
+// index (0, 1, ...) and text is "more" unless it is the last one. The
+// receiving node puts them back together (syncAssembler) before the room
+// sees the event.
 //
 // A private message:
 //
@@ -64,6 +72,93 @@ func appendEvent(b []byte, ev *chat.Replicated) []byte {
 		b = appendStr(b, m.Fold)
 	}
 	return b
+}
+
+// syncMore marks a part of a sync event that more parts follow.
+const syncMore = "more"
+
+// memberSize bounds the encoded size of m in a sync event.
+func memberSize(m *chat.Member) int {
+	return 2*binary.MaxVarintLen64 + len(m.Nick) + len(m.Fold) + binary.MaxVarintLen64
+}
+
+// syncParts splits a sync event into parts of at most about limit bytes
+// each (at least one user each), numbered as the wire format says. Any
+// other event comes back alone.
+func syncParts(ev *chat.Replicated, limit int) []*chat.Replicated {
+	if ev.Kind != chat.KindSync {
+		return []*chat.Replicated{ev}
+	}
+	var parts []*chat.Replicated
+	users := ev.Users
+	for {
+		size, n := 0, 0
+		for n < len(users) && (n == 0 || size+memberSize(&users[n]) <= limit) {
+			size += memberSize(&users[n])
+			n++
+		}
+		part := *ev
+		part.User, part.Text, part.Users = uint64(len(parts)), syncMore, users[:n:n]
+		parts = append(parts, &part)
+		users = users[n:]
+		if len(users) == 0 {
+			part.Text = ""
+			return parts
+		}
+	}
+}
+
+// syncAssembler puts the parts of sync events back together, one sync per
+// node at a time. A part whose predecessors it has not seen (the log's
+// window began in the middle of a sync, or its node died while sending
+// it) makes it skip that sync: the claims the node starts from already
+// list those users.
+type syncAssembler map[string]*chat.Replicated
+
+// add takes one event of the log in order and returns the events the room
+// should apply: ev itself, nothing (an incomplete sync), or the whole sync
+// once its last part came.
+func (a syncAssembler) add(ev chat.Replicated) (chat.Replicated, bool) {
+	switch ev.Kind {
+	case chat.KindGone:
+		delete(a, ev.Text)
+		return ev, true
+	case chat.KindSync:
+	default:
+		return ev, true
+	}
+	cur := a[ev.Node]
+	switch {
+	case ev.User == 0:
+		whole := ev
+		whole.Users = slices.Clip(ev.Users)
+		cur = &whole
+	case cur != nil && cur.User+1 == ev.User && cur.Seq == ev.Seq:
+		cur.Users = append(cur.Users, ev.Users...)
+		cur.User = ev.User
+	default:
+		delete(a, ev.Node)
+		return chat.Replicated{}, false
+	}
+	if ev.Text == syncMore {
+		a[ev.Node] = cur
+		return chat.Replicated{}, false
+	}
+	delete(a, ev.Node)
+	whole := *cur
+	whole.User, whole.Text = 0, ""
+	return whole, true
+}
+
+// assemble filters a decoded batch through a: what the room should apply.
+func (a syncAssembler) assemble(evs []chat.Replicated) []chat.Replicated {
+	out := evs[:0]
+	for _, ev := range evs {
+		if ev, ok := a.add(ev); ok {
+			out = append(out, ev)
+		}
+	}
+	return out
 }
 
 type reader struct {

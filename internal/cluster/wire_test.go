@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"reflect"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,4 +114,129 @@ func FuzzDecodePrivate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// bigSync is node's sync of n users whose nicknames are 20 four-byte runes
+// (the longest a nickname gets in bytes).
+func bigSync(node string, seq uint64, n int) chat.Replicated {
+	ev := chat.Replicated{Node: node, NodeName: node, Kind: chat.KindSync, Seq: seq, Time: time.Unix(1700000000, 0)}
+	for i := range n {
+		nick := strings.Repeat("𝒜", 19) + string(rune('𝒜'+i%26))
+		ev.Users = append(ev.Users, chat.Member{Node: node, ID: uint64(i + 1), Nick: nick + strconv.Itoa(i), Fold: nick + strconv.Itoa(i)})
+	}
+	return ev
+}
+
+// A node's sync too big for one NATS message travels in parts, each
+// within the limit, and comes out of the assembler whole, once, with
+// other nodes' events passing through in their places.
+func TestSyncParts(t *testing.T) {
+	t.Parallel()
+	const limit = 128 << 10
+	sync := bigSync("n1", 42, 19000) // about 3.6 MB in one event
+	parts := syncParts(&sync, limit)
+	if len(parts) < 20 {
+		t.Fatalf("%d parts, want the sync split in many", len(parts))
+	}
+	var wire [][]byte
+	for i, p := range parts {
+		b := appendEvent(appendBatchHeader(nil, "n1", "n1"), p)
+		if len(b) > limit+200 {
+			t.Fatalf("part %d is %d bytes, over the limit of %d", i, len(b), limit)
+		}
+		wire = append(wire, b)
+	}
+	other := appendEvent(appendBatchHeader(nil, "n2", "n2"), &chat.Replicated{Kind: chat.KindMsg, Seq: 7, Time: sync.Time, User: 3, Nick: "bob", Text: "hi"})
+
+	a := syncAssembler{}
+	var got []chat.Replicated
+	for i, b := range wire {
+		evs, err := decodeBatch(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, a.assemble(evs)...)
+		if i == 3 {
+			evs, _ := decodeBatch(other)
+			got = append(got, a.assemble(evs)...)
+		}
+	}
+	if len(got) != 2 || got[0].Kind != chat.KindMsg || got[1].Kind != chat.KindSync {
+		t.Fatalf("assembled %d events (%v), want bob's line, then the sync", len(got), kinds(got))
+	}
+	whole := got[1]
+	if whole.Seq != 42 || whole.User != 0 || whole.Text != "" || !whole.Time.Equal(sync.Time) {
+		t.Fatalf("assembled sync: seq %d, user %d, text %q", whole.Seq, whole.User, whole.Text)
+	}
+	if !reflect.DeepEqual(whole.Users, sync.Users) {
+		t.Fatalf("assembled sync has %d users, want the %d sent, in order", len(whole.Users), len(sync.Users))
+	}
+	if len(a) != 0 {
+		t.Fatalf("assembler keeps %d partial syncs after a complete one", len(a))
+	}
+
+	// A small sync is one event, as before.
+	small := bigSync("n1", 43, 3)
+	if p := syncParts(&small, limit); len(p) != 1 || p[0].User != 0 || p[0].Text != "" || len(p[0].Users) != 3 {
+		t.Fatalf("a small sync split into %d parts", len(p))
+	}
+	empty := chat.Replicated{Kind: chat.KindSync, Node: "n1", Seq: 44}
+	if p := syncParts(&empty, limit); len(p) != 1 || len(p[0].Users) != 0 || p[0].Text != "" {
+		t.Fatalf("a sync of nobody: %d parts", len(p))
+	}
+}
+
+// The assembler never hands the room part of a sync: one whose first parts
+// it missed is skipped, one whose node died is dropped, and the next whole
+// sync of that node comes through.
+func TestSyncAssemblerPartial(t *testing.T) {
+	t.Parallel()
+	sync := bigSync("n1", 5, 3000)
+	parts := syncParts(&sync, 64<<10)
+	if len(parts) < 3 {
+		t.Fatalf("%d parts, want at least 3", len(parts))
+	}
+	feed := func(a syncAssembler, evs ...*chat.Replicated) []chat.Replicated {
+		var in []chat.Replicated
+		for _, ev := range evs {
+			in = append(in, *ev)
+		}
+		return a.assemble(in)
+	}
+
+	a := syncAssembler{}
+	if got := feed(a, parts[1:]...); len(got) != 0 {
+		t.Fatalf("a sync without its first part gave %v", kinds(got))
+	}
+	if got := feed(a, parts...); len(got) != 1 || len(got[0].Users) != 3000 {
+		t.Fatalf("the next whole sync gave %v", kinds(got))
+	}
+
+	a = syncAssembler{}
+	gone := &chat.Replicated{Node: "n2", Kind: chat.KindGone, Text: "n1"}
+	if got := feed(a, parts[0], gone, parts[1]); len(got) != 1 || got[0].Kind != chat.KindGone {
+		t.Fatalf("parts around the node's death gave %v", kinds(got))
+	}
+	if len(a) != 0 {
+		t.Fatal("a dead node's partial sync is kept")
+	}
+
+	// A part of another sync (another Seq) in the middle: both dropped.
+	a = syncAssembler{}
+	later := bigSync("n1", 6, 3000)
+	lparts := syncParts(&later, 64<<10)
+	if got := feed(a, parts[0], lparts[1]); len(got) != 0 {
+		t.Fatalf("mixed parts gave %v", kinds(got))
+	}
+	if got := feed(a, lparts...); len(got) != 1 || got[0].Seq != 6 {
+		t.Fatalf("the next whole sync gave %v", kinds(got))
+	}
+}
+
+func kinds(evs []chat.Replicated) []string {
+	var k []string
+	for _, ev := range evs {
+		k = append(k, ev.Kind+"/"+strconv.FormatUint(ev.Seq, 10))
+	}
+	return k
 }
