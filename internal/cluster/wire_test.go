@@ -75,6 +75,12 @@ func FuzzDecodeBatch(f *testing.F) {
 	ev := chat.Replicated{Kind: chat.KindMsg, Seq: 1, Time: time.Unix(0, 5), User: 1, Nick: "a", Text: "hi"}
 	f.Add(appendEvent(appendBatchHeader(nil, "n", "name"), &ev))
 	f.Add([]byte("NC\x01"))
+	sync := bigSync("n", 9, 40)
+	b := appendBatchHeader(nil, "n", "name")
+	for _, p := range syncParts(&sync, 1024) {
+		b = appendEvent(b, p)
+	}
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		evs, err := decodeBatch(data)
 		if err != nil {
@@ -93,6 +99,18 @@ func FuzzDecodeBatch(f *testing.F) {
 		again, err := decodeBatch(b)
 		if err != nil || len(again) != len(evs) {
 			t.Fatalf("re-encoded batch: %v, %d events, want %d", err, len(again), len(evs))
+		}
+		// Whatever parts of syncs it holds, the assembler passes every
+		// other event through, and never more events than it was given.
+		out := syncAssembler{}.assemble(again)
+		others := 0
+		for _, ev := range evs {
+			if ev.Kind != chat.KindSync {
+				others++
+			}
+		}
+		if len(out) > len(evs) || len(out) < others {
+			t.Fatalf("assembled %d events from %d (%d not syncs)", len(out), len(evs), others)
 		}
 	})
 }
