@@ -686,12 +686,13 @@ func (r *Room) Apply(seq uint64, evs []Replicated) {
 	rp := r.rep
 	var flush []*Private
 	var run []*Replicated
+	var done []chan struct{}
 	for i := range evs {
 		ev := &evs[i]
 		own := ev.Node == rp.self
 		if own {
-			skip, f := r.echoed(ev, seq)
-			flush = append(flush, f...)
+			skip, f, d := r.echoed(ev, seq, done)
+			flush, done = append(flush, f...), d
 			if skip {
 				continue
 			}
@@ -708,12 +709,16 @@ func (r *Room) Apply(seq uint64, evs []Replicated) {
 	}
 	r.deliverRun(run)
 	r.advance(seq, flush)
+	for _, d := range done {
+		close(d) // AnnounceGone's caller frees the claims only now
+	}
 }
 
 // echoed settles an own event that came back from the log: it is no longer
 // pending. skip says it was applied already, locally, while the link was
-// down. flush is the private messages that waited for the pending events.
-func (r *Room) echoed(ev *Replicated, seq uint64) (skip bool, flush []*Private) {
+// down. flush is the private messages that waited for the pending events;
+// done, the channels to close once the events are applied.
+func (r *Room) echoed(ev *Replicated, seq uint64, done []chan struct{}) (skip bool, flush []*Private, _ []chan struct{}) {
 	rp := r.rep
 	rp.pubMu.Lock()
 	defer rp.pubMu.Unlock()
@@ -721,7 +726,7 @@ func (r *Room) echoed(ev *Replicated, seq uint64) (skip bool, flush []*Private) 
 	skip = ev.Seq <= rp.localUpTo
 	for len(rp.pending) > 0 && rp.pending[0].Seq <= ev.Seq {
 		if d := rp.pending[0].done; d != nil {
-			close(d)
+			done = append(done, d)
 		}
 		rp.pending[0] = nil
 		rp.pending = rp.pending[1:]
@@ -729,7 +734,7 @@ func (r *Room) echoed(ev *Replicated, seq uint64) (skip bool, flush []*Private) 
 	if len(rp.pending) == 0 && len(rp.outbox) > 0 {
 		flush, rp.outbox = rp.outbox, nil
 	}
-	return skip, flush
+	return skip, flush, done
 }
 
 // deliverRun keeps consecutive public messages of the log and hands them to
