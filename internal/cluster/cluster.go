@@ -607,19 +607,29 @@ func isWrongRevision(err error) bool {
 func (n *Node) Publish(ev *chat.Replicated) {
 	batchMax, partMax := n.limits()
 	n.pubMu.Lock()
-	for _, ev := range syncParts(ev, partMax) {
-		if len(n.batch) > batchMax {
-			n.batches = append(n.batches, n.batch)
-			n.batch = nil
+	if ev.Kind == chat.KindSync {
+		for _, part := range syncParts(ev, partMax) {
+			n.appendLocked(part, batchMax)
 		}
-		if n.batch == nil {
-			n.batch = appendBatchHeader(make([]byte, 0, 512), n.id, n.opt.Name)
-		}
-		n.batch = appendEvent(n.batch, ev)
+	} else {
+		n.appendLocked(ev, batchMax)
 	}
 	n.pubMu.Unlock()
 	n.m.published.Inc()
 	n.wakePublisher()
+}
+
+// appendLocked adds ev to the batch being built, starting another when it
+// has grown past limit; n.pubMu is held.
+func (n *Node) appendLocked(ev *chat.Replicated, limit int) {
+	if len(n.batch) > limit {
+		n.batches = append(n.batches, n.batch)
+		n.batch = nil
+	}
+	if n.batch == nil {
+		n.batch = appendBatchHeader(make([]byte, 0, 512), n.id, n.opt.Name)
+	}
+	n.batch = appendEvent(n.batch, ev)
 }
 
 // limits are how far a batch may grow before the next event starts
