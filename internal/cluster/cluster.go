@@ -234,11 +234,11 @@ func Connect(ctx context.Context, opt Options) (*Node, error) {
 }
 
 // dialer connects to NATS servers with sysio's connections, whose reads
-// and writes are raw system calls: every log message a node receives and
-// every batch it sends is one of each, and the ordinary calls wake the Go
-// runtime's monitor thread into fast polling each time a node that went
-// idle for a moment starts again (about 10% of a busy node's CPU;
-// docs/BENCHMARKS.md).
+// and writes are raw system calls. A busy node reads a log message and
+// writes a batch many times a second, often right after a moment of
+// idleness; made the ordinary way, each such call woke the Go runtime's
+// monitor thread back into fast polling, about 10% of the node's CPU
+// (docs/BENCHMARKS.md).
 type dialer struct{ d net.Dialer }
 
 func (d *dialer) Dial(network, addr string) (net.Conn, error) {
