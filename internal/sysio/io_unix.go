@@ -2,10 +2,7 @@
 
 package sysio
 
-import (
-	"syscall"
-	"unsafe"
-)
+import "syscall"
 
 // Available says whether the calls below work on this system.
 const Available = true
@@ -19,11 +16,7 @@ func Read(fd uintptr, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, errno := call3(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
+	return result(read(fd, b))
 }
 
 // Write writes what the non-blocking descriptor fd takes of b, returning
@@ -32,11 +25,7 @@ func Write(fd uintptr, b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	n, errno := call3(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
-	if errno != 0 {
-		return 0, errno
-	}
-	return int(n), nil
+	return result(write(fd, b))
 }
 
 // Writev writes the vectors of iov (at most MaxIov, none empty) with one
@@ -49,11 +38,15 @@ func Writev(fd uintptr, iov [][]byte) (int, error) {
 		return 0, nil
 	}
 	var vecs [MaxIov]syscall.Iovec
-	for i, b := range iov[:min(len(iov), MaxIov)] {
+	n := min(len(iov), MaxIov)
+	for i, b := range iov[:n] {
 		vecs[i].Base = &b[0]
 		vecs[i].SetLen(len(b))
 	}
-	n, errno := call3(syscall.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&vecs[0])), uintptr(min(len(iov), MaxIov)))
+	return result(writev(fd, vecs[:n]))
+}
+
+func result(n uintptr, errno syscall.Errno) (int, error) {
 	if errno != 0 {
 		return 0, errno
 	}

@@ -100,3 +100,31 @@ func TestWritevFull(t *testing.T) {
 		got += n
 	}
 }
+
+// The calls at many stack depths: a buffer on the stack must stay where the
+// kernel reads it even when a call grows the stack. Without inlining and
+// with GODEBUG=efence=1 (go test -gcflags=all=-l), converting a pointer
+// outside the system call's own argument list failed here with EFAULT.
+func TestCallsAtStackDepths(t *testing.T) {
+	t.Parallel()
+	a, b := socketPair(t)
+	buf := make([]byte, 64)
+	var at func(depth int)
+	at = func(depth int) {
+		if depth > 0 {
+			at(depth - 1)
+			return
+		}
+		var x, y [8]byte // on the stack
+		x[0], y[0] = 'x', 'y'
+		if n, err := Writev(uintptr(a), [][]byte{x[:], y[:]}); err != nil || n != 16 {
+			t.Fatalf("writev = %d, %v", n, err)
+		}
+		if n, err := Read(uintptr(b), buf); err != nil || n != 16 || buf[0] != 'x' || buf[8] != 'y' {
+			t.Fatalf("read = %d %q, %v", n, buf[:n], err)
+		}
+	}
+	for depth := range 400 {
+		at(depth)
+	}
+}
