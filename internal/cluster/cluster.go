@@ -120,9 +120,12 @@ type Node struct {
 	pubMu   sync.Mutex
 	batch   []byte
 	batches [][]byte
-	privs   []*chat.Private
-	pubWake chan struct{}
-	payload atomic.Int64 // the server's max_payload, learnt at each link-up
+	// batchHead is the length of a batch's header: a batch that long
+	// holds no event yet.
+	batchHead int
+	privs     []*chat.Private
+	pubWake   chan struct{}
+	payload   atomic.Int64 // the server's max_payload, learnt at each link-up
 
 	// Link state.
 	mu       sync.Mutex
@@ -619,23 +622,29 @@ func (n *Node) Publish(ev *chat.Replicated) {
 	n.wakePublisher()
 }
 
-// appendLocked adds ev to the batch being built, starting another when it
-// has grown past limit; n.pubMu is held.
+// appendLocked adds ev to the batch being built, or starts the next batch
+// with it when the one being built would grow past limit bytes; n.pubMu is
+// held. (An event alone may be larger: a chat line is at most --max-line
+// bytes, far below any NATS server's max_payload but a tiny one.)
 func (n *Node) appendLocked(ev *chat.Replicated, limit int) {
-	if len(n.batch) > limit {
-		n.batches = append(n.batches, n.batch)
-		n.batch = nil
-	}
 	if n.batch == nil {
 		n.batch = appendBatchHeader(make([]byte, 0, 512), n.id, n.opt.Name)
+		n.batchHead = len(n.batch)
 	}
+	mark := len(n.batch)
 	n.batch = appendEvent(n.batch, ev)
+	if len(n.batch) <= limit || mark == n.batchHead {
+		return
+	}
+	next := appendBatchHeader(make([]byte, 0, max(512, len(n.batch)-mark+n.batchHead)), n.id, n.opt.Name)
+	next = append(next, n.batch[mark:]...)
+	n.batches = append(n.batches, n.batch[:mark])
+	n.batch = next
 }
 
-// limits are how far a batch may grow before the next event starts
-// another, and how big one part of a sync event may be: what the NATS
-// server takes (its max_payload, 1 MB by default) with room to spare, for
-// an event that comes after a batch just under the limit.
+// limits are how big a batch may grow, and one part of a sync event: half
+// and a quarter of what the NATS server takes (its max_payload, 1 MB by
+// default), at most maxBatchSize and syncPartBytes.
 func (n *Node) limits() (batch, part int) {
 	p := int(n.payload.Load())
 	if p <= 0 {
