@@ -297,9 +297,6 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	if cfg.KeepAlive == 0 {
 		cfg.KeepAlive = -1
 	}
-	if node != nil {
-		cfg.BatchFrom = server.ClusterBatchFrom
-	}
 
 	var webMetrics http.Handler
 	if reg != nil {

@@ -190,7 +190,8 @@ func NewClusterRoom(cfg Config, link Link) *Room {
 }
 
 // JoinBlocks reports whether Join, and Run or Handle of a rename line
-// (see MayBlock), may block on the network: true in cluster mode. A
+// (see MayBlock), may block on the network: true in cluster mode, and only
+// there (server.New also picks a cluster node's batching by it). A
 // transport must then call them from a goroutine of the session's own,
 // never from a goroutine that serves other sessions (a poller).
 func (r *Room) JoinBlocks() bool { return r.rep != nil }

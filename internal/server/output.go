@@ -493,16 +493,17 @@ const busyPeriod = 500 * time.Millisecond
 //
 // Adaptive delay. A sweep's duration measures the load: it grows with the
 // number of connections written and with how busy the machine is. After a
-// sweep that wrote at least Config.BatchFrom connections (1,000; 200 on a
+// sweep that wrote at least batchFrom connections (clusterBatchFrom on a
 // cluster node) but took less than flushWindow, while the flusher is busy
 // (it spent at least half of the last half second or so sweeping, not
 // counting its own delays: a room of a few thousand busy users), the next
-// sweep lets lines collect first: it starts when the oldest line waiting for it is flushDelayFactor sweeps
-// old, but no later than flushWindow after that line was queued. So each
+// sweep lets lines collect first: it starts when the oldest line waiting
+// for it is flushDelayFactor sweeps old, but no later than flushWindow
+// after that line was queued. So each
 // write carries several lines and the write system calls (most of the
 // server's CPU: on loopback each also wakes the reader) fall to a
 // fraction, while
-//   - an idle or small room (a sweep writes fewer than Config.BatchFrom
+//   - an idle or small room (a sweep writes fewer than batchFrom
 //     connections), or a big one where messages are rarer than sweeps,
 //     is never delayed: a line is written the moment it is queued;
 //   - a room so big that a sweep takes longer than the window is never
@@ -522,7 +523,7 @@ func (f *flusher) run() {
 	var swept, spent time.Duration // sweeping and elapsed time in the current period
 	var prev time.Time             // when the previous sweep began
 	var slept time.Duration        // the delay before this sweep
-	factor, window, batchAt := f.srv.flushFactor, f.srv.flushWindow, f.srv.cfg.BatchFrom
+	factor, window, batchAt := f.srv.flushFactor, f.srv.flushWindow, f.srv.batchFrom
 	for {
 		f.mu.Lock()
 		for len(f.dirty) == 0 {

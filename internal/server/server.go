@@ -55,17 +55,8 @@ type Config struct {
 	// be held back because its lines fill other clients' queues. 0: no
 	// pacing.
 	StallMax time.Duration
-	// BatchFrom is how many connections a busy flusher's sweep must
-	// write before the next sweep waits for lines to collect (see
-	// flusher.run). 0 means 1,000: below that, in a single server, the
-	// wait costs more latency and throughput than the batching saves. A
-	// cluster node sets it lower (serve uses ClusterBatchFrom): its
-	// sweeps cover only its share of the room, and its lines come from
-	// the cluster's log in batches, so waiting does not slow its room
-	// down (docs/BENCHMARKS.md).
-	BatchFrom int
-	Logger    *slog.Logger
-	Metrics   *Metrics // nil: no metrics
+	Logger   *slog.Logger
+	Metrics  *Metrics // nil: no metrics
 
 	// testHookLine, if set, sees every raw input line first (tests only).
 	testHookLine func(line []byte)
@@ -93,12 +84,17 @@ func Defaults() Config {
 const (
 	flushDelayFactor = 3.0
 	flushWindow      = 60 * time.Millisecond
-	// batchFrom is Config.BatchFrom's default.
+	// batchFrom is how many connections a busy flusher's sweep must
+	// write before the next sweep waits for lines to collect: below it,
+	// in a single server, the wait costs more latency and throughput
+	// than the batching saves.
 	batchFrom = 1000
-	// ClusterBatchFrom is Config.BatchFrom for a cluster node: with 500
-	// users on two nodes, 23–27% more deliveries per CPU-second than with
-	// the default, at the same deliveries per second (docs/BENCHMARKS.md).
-	ClusterBatchFrom = 200
+	// clusterBatchFrom is batchFrom on a cluster node: its sweeps cover
+	// only its share of the room and its lines come from the cluster's
+	// log, so waiting does not slow its room down. With 500 users on two
+	// nodes, 0.82× one node's deliveries per CPU-second instead of 0.63×,
+	// at the same deliveries per second (docs/BENCHMARKS.md).
+	clusterBatchFrom = 200
 )
 
 // maxRejecting bounds the refusals being written at once.
@@ -122,6 +118,7 @@ type Server struct {
 	blocking    bool // the room's Join may block on the network (cluster)
 	flushFactor float64
 	flushWindow time.Duration
+	batchFrom   int // see batchFrom
 
 	inShutdown atomic.Bool
 	rejecting  atomic.Int32 // refusals being written
@@ -159,9 +156,6 @@ func New(room *chat.Room, cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.BatchFrom <= 0 {
-		cfg.BatchFrom = batchFrom
-	}
 	srv := &Server{
 		cfg:       cfg,
 		room:      room,
@@ -176,6 +170,10 @@ func New(room *chat.Room, cfg Config) *Server {
 	}
 	srv.flushFactor, srv.flushWindow = flushDelayFactor, flushWindow
 	srv.blocking = room.JoinBlocks()
+	srv.batchFrom = batchFrom
+	if srv.blocking { // a cluster node's room
+		srv.batchFrom = clusterBatchFrom
+	}
 	// Experiment knobs for the benchmarks of docs/BENCHMARKS.md.
 	if v, err := strconv.ParseFloat(os.Getenv("NETCHAT_FLUSH_FACTOR"), 64); err == nil {
 		srv.flushFactor = v
