@@ -17,10 +17,9 @@ is sent. Prints when (if ever, within 20 s) the server drops it.
 
 Loopback only; the server runs on 127.0.0.1 with a port of its own.
 """
-import json, re, socket, subprocess, sys, threading, time, urllib.request
+import json, subprocess, sys, threading, time
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+from benchkit import free_port, join, metric, wait_port
 
 def start(binary, flags):
     port, mport = free_port(), free_port()
@@ -29,32 +28,8 @@ def start(binary, flags):
                           "--history", "0"] + flags, stderr=subprocess.PIPE, text=True)
     logs = []
     threading.Thread(target=lambda: [logs.append(l) for l in p.stderr], daemon=True).start()
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close(); break
-        except OSError:
-            time.sleep(0.05)
+    wait_port(port)
     return p, port, mport, logs
-
-def join(port, nick, rcvbuf=None):
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.connect(("127.0.0.1", port))
-    f = s.makefile("rb")
-    f.readline()  # greeting
-    s.sendall((nick + "\n").encode())
-    while not f.readline().startswith(b"* Welcome"):
-        pass
-    return s, f
-
-def metric(mport, name):
-    try:
-        body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=2).read().decode()
-    except OSError:
-        return None
-    m = re.search(r"^" + name + r" (\S+)$", body, re.M)
-    return float(m.group(1)) if m else None
 
 def drops(logs, t0):
     out = []

@@ -14,33 +14,15 @@ keeps. --pprof-on-metrics: the binary serves /debug/pprof on --metrics
 
 Loopback only.
 """
-import json, re, socket, subprocess, sys, threading, time, urllib.request
+import json, subprocess, sys, threading, time, urllib.request
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+from benchkit import free_port, join, metric, wait_port
 
 def rss(pid):
     for l in open(f"/proc/{pid}/status"):
         if l.startswith("VmRSS:"):
             return int(l.split()[1]) * 1024
     return 0
-
-def metric(mport, name):
-    body = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
-    m = re.search(r"^" + name + r" (\S+)$", body, re.M)
-    return float(m.group(1)) if m else None
-
-def join(port, nick, rcvbuf=None):
-    s = socket.socket()
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.connect(("127.0.0.1", port))
-    f = s.makefile("rb")
-    f.readline()
-    s.sendall((nick + "\n").encode())
-    while not f.readline().startswith(b"* Welcome"):
-        pass
-    return s
 
 def main():
     binary = sys.argv[1]
@@ -55,13 +37,9 @@ def main():
         pport = mport
     p = subprocess.Popen(args, stderr=subprocess.DEVNULL)
     try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close(); break
-            except OSError:
-                time.sleep(0.05)
-        stuck = [join(port, f"stuck{i}", rcvbuf=4096) for i in range(stuck_n)]
-        posters = [join(port, f"poster{i}") for i in range(10)]
+        wait_port(port)
+        stuck = [join(port, f"stuck{i}", rcvbuf=4096)[0] for i in range(stuck_n)]
+        posters = [join(port, f"poster{i}")[0] for i in range(10)]
         # Posters read what they get, so that only the stuck clients lag.
         stop = threading.Event()
         def drain(s):
