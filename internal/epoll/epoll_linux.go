@@ -78,10 +78,7 @@ func (s *Set) FD() int { return s.fd }
 // never blocks, so the scheduler need not be told (see package sysio).
 // epoll_pwait with no signal mask is epoll_wait on every architecture.
 func wait(epfd int, events []unix.EpollEvent) (int, error) {
-	if len(events) == 0 {
-		return 0, nil
-	}
-	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
