@@ -186,8 +186,14 @@ func TestEchoRateLimitOverLoopback(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Received counts a datagram as it is read, Echoed once its reply
+	// went out (replies go in batches, after the reads): wait until every
+	// datagram is settled one way or the other.
+	settled := func(st EchoStats) bool {
+		return st.Received >= sent && st.Echoed+st.RateLimited+st.LowPort+st.WriteErrors >= st.Received
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().Received < sent && time.Now().Before(deadline) {
+	for !settled(s.Stats()) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	st := s.Stats()
