@@ -271,7 +271,7 @@ func runServe(ctx context.Context, o *serveOptions, stderr io.Writer, listening 
 	var room *chat.Room
 	var node *clusterNode
 	if o.cluster.urls != "" {
-		node, err = startCluster(ctx, &o.cluster, nodeName, roomCfg, reg, logger)
+		node, err = startCluster(ctx, &o.cluster, nodeName, o.maxLine, roomCfg, reg, logger)
 		if err != nil {
 			return err
 		}

@@ -70,7 +70,7 @@ type clusterNode struct {
 }
 
 // startCluster connects to NATS and returns a room linked to the cluster.
-func startCluster(ctx context.Context, o *clusterOptions, name string, cfg chat.Config,
+func startCluster(ctx context.Context, o *clusterOptions, name string, maxLine int, cfg chat.Config,
 	reg *prometheus.Registry, logger *slog.Logger) (*clusterNode, error) {
 	opts := cluster.Options{
 		URLs:    o.urls,
@@ -79,6 +79,7 @@ func startCluster(ctx context.Context, o *clusterOptions, name string, cfg chat.
 		TLS:     o.tls,
 		CA:      o.ca,
 		NodeTTL: o.nodeTTL,
+		MaxLine: maxLine,
 		Logger:  logger,
 	}
 	if reg != nil {

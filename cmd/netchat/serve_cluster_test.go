@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"netchat/internal/cluster/natstest"
 )
 
@@ -33,6 +35,18 @@ func TestServeClusterFlags(t *testing.T) {
 		if code := run(args); code != tc.code {
 			t.Errorf("%v: exit %d, want %d", tc.args, code, tc.code)
 		}
+	}
+}
+
+// TestServeClusterMaxLine: a --max-line the NATS server cannot carry in
+// one message stops start-up (exit 1) instead of losing the link with each
+// such line.
+func TestServeClusterMaxLine(t *testing.T) {
+	t.Parallel()
+	ns := natstest.StartWith(t, func(o *server.Options) { o.MaxPayload = 8 << 10 })
+	args := []string{"serve", "-l", "127.0.0.1:0", "--log-level", "error", "--cluster", ns.URL(), "--max-line", "8192"}
+	if code := run(args); code != 1 {
+		t.Errorf("%v: exit %d, want 1", args, code)
 	}
 }
 

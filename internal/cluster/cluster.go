@@ -90,6 +90,11 @@ type Options struct {
 	CA  string
 	// NodeTTL: a node silent this long is dead and its nicknames are free.
 	NodeTTL time.Duration
+	// MaxLine is the longest line a user may send (the server's
+	// --max-line). Connect fails if the NATS server cannot carry such a
+	// line in one message: publishing it would fail and take the link
+	// down, again with each such line.
+	MaxLine int
 	Logger  *slog.Logger
 	// Metrics, if set, gets the cluster's metrics.
 	Metrics prometheus.Registerer
@@ -220,6 +225,11 @@ func Connect(ctx context.Context, opt Options) (*Node, error) {
 		return nil, fmt.Errorf("cannot connect to NATS at %s: %w", redact(opt.URLs), err)
 	}
 	n.nc = nc
+	if err := n.checkPayload(); err != nil {
+		nc.Close()
+		n.cancel()
+		return nil, fmt.Errorf("NATS at %s: %w", redact(opt.URLs), err)
+	}
 	n.js, err = jetstream.New(nc)
 	if err != nil {
 		nc.Close()
@@ -234,6 +244,21 @@ func Connect(ctx context.Context, opt Options) (*Node, error) {
 		return nil, fmt.Errorf("NATS at %s: %w", redact(opt.URLs), err)
 	}
 	return n, nil
+}
+
+// checkPayload tells whether the NATS server this node is connected to
+// takes a message holding the longest line a user may send.
+func (n *Node) checkPayload() error {
+	if n.opt.MaxLine <= 0 {
+		return nil
+	}
+	need, has := lineBatchBound(n.opt.MaxLine, n.id, n.opt.Name), n.nc.MaxPayload()
+	if int64(need) <= has {
+		return nil
+	}
+	return fmt.Errorf("the server takes messages of at most %d bytes (its max_payload), "+
+		"and a line of --max-line %d bytes may need %d: raise max_payload or lower --max-line",
+		has, n.opt.MaxLine, need)
 }
 
 // dialer connects to NATS servers with sysio's connections, whose reads
@@ -794,6 +819,11 @@ func (n *Node) resync(ctx context.Context) error {
 		return err
 	}
 	n.payload.Store(n.nc.MaxPayload())
+	if err := n.checkPayload(); err != nil {
+		// Another server of the NATS cluster than at start: the link
+		// comes up all the same, lines that fit still travel.
+		n.log.Error("cluster: "+err.Error(), "server", n.nc.ConnectedUrlRedacted())
+	}
 	// Listen to the live tail first, then ask where the log ends: what
 	// comes live after that point is applied after the window.
 	live, err := n.nc.SubscribeSync(LiveSubject)

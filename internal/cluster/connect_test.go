@@ -57,3 +57,23 @@ func TestConnectOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestConnectMaxLine: a node whose users may send lines longer than the
+// NATS server takes in one message does not start (it would lose its link
+// with each such line); the error says what to change. Lines that fit
+// start it.
+func TestConnectMaxLine(t *testing.T) {
+	t.Parallel()
+	ns := natstest.StartWith(t, func(o *server.Options) { o.MaxPayload = 8 << 10 })
+	_, err := cluster.Connect(context.Background(), cluster.Options{URLs: ns.URL(), Name: "max-line", MaxLine: 8 << 10})
+	if err == nil || !strings.Contains(err.Error(), "max_payload") || !strings.Contains(err.Error(), "--max-line 8192") {
+		t.Fatalf("Connect with --max-line 8192 and max_payload 8192: %v, want an error about both", err)
+	}
+	n, err := cluster.Connect(context.Background(), cluster.Options{URLs: ns.URL(), Name: "max-line", MaxLine: 4 << 10})
+	if err != nil {
+		t.Fatalf("Connect with --max-line 4096 and max_payload 8192: %v", err)
+	}
+	if err := n.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}

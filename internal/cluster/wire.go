@@ -56,6 +56,18 @@ func appendBatchHeader(b []byte, id, name string) []byte {
 	return appendStr(b, name)
 }
 
+// lineBatchBound bounds the size of a batch from node id (name) that holds
+// one chat line of maxLine bytes: the header, and one event with its
+// nickname, folded nickname and text.
+func lineBatchBound(maxLine int, id, name string) int {
+	header := 3 + 2*binary.MaxVarintLen64 + len(id) + len(name)
+	// A fold may be longer than its nickname (lower case of a few
+	// letters is longer in UTF-8): 3× the longest nickname is ample.
+	nicks := 2 * (binary.MaxVarintLen64 + 3*4*chat.MaxNickLen)
+	event := 1 + 4*binary.MaxVarintLen64 + nicks + binary.MaxVarintLen64 + maxLine
+	return header + event
+}
+
 // appendEvent adds one event to a batch.
 func appendEvent(b []byte, ev *chat.Replicated) []byte {
 	b = append(b, kindCodes[ev.Kind])

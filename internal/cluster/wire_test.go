@@ -52,6 +52,29 @@ func TestBatchRoundTrip(t *testing.T) {
 	}
 }
 
+// TestLineBatchBound: a batch of one line of the longest text, from the
+// longest nickname in the widest characters, is within the bound Connect
+// checks against the NATS server's max_payload, and so is a private
+// message.
+func TestLineBatchBound(t *testing.T) {
+	t.Parallel()
+	const maxLine = 4096
+	nick := strings.Repeat("\U00020000", chat.MaxNickLen)
+	text := strings.Repeat("x", maxLine)
+	id, name := newID(), "a-rather-long-node-name.example:8088"
+	bound := lineBatchBound(maxLine, id, name)
+	for _, kind := range []string{chat.KindMsg, chat.KindMe, chat.KindNick, chat.KindLeave} {
+		ev := &chat.Replicated{Kind: kind, Seq: 1<<64 - 1, Time: time.Unix(1<<40, 0), User: 1<<64 - 1, Nick: nick, Fold: nick, Text: text}
+		if got := len(appendEvent(appendBatchHeader(nil, id, name), ev)); got > bound {
+			t.Errorf("%s: %d bytes, bound %d", kind, got, bound)
+		}
+	}
+	p := &chat.Private{From: id, Gate: 1<<64 - 1, Sender: 1<<64 - 1, SenderNick: nick, Target: 1<<64 - 1, Text: text}
+	if got := len(encodePrivate(p)); got > bound {
+		t.Errorf("private: %d bytes, bound %d", got, bound)
+	}
+}
+
 func TestPrivateRoundTrip(t *testing.T) {
 	t.Parallel()
 	p := &chat.Private{From: "n1", Gate: 42, Sender: 3, SenderNick: "alice", Target: 9, Text: "psst"}
