@@ -160,8 +160,9 @@ type release struct {
 }
 
 type seenNode struct {
-	at  time.Time
-	rev uint64
+	at     time.Time
+	rev    uint64
+	format int // of the log, from its heartbeat
 }
 
 // Connect connects to NATS and makes sure the stream and buckets exist. It
@@ -184,7 +185,7 @@ func Connect(ctx context.Context, opt Options) (*Node, error) {
 		cleaning: make(map[string]bool),
 		revs:     make(map[string]claimRev),
 	}
-	n.m = newMetrics(opt.Metrics)
+	n.m = newMetrics(opt.Metrics, n.otherVersions)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 
 	nopts := []nats.Option{
@@ -1141,13 +1142,16 @@ func (n *Node) watchdog() {
 type nodeInfo struct {
 	Name    string    `json:"name"`
 	Started time.Time `json:"started"`
+	// Format is the version of the log's format the node speaks
+	// (formatVersion); absent (0) from nodes older than version 2.
+	Format int `json:"format,omitempty"`
 }
 
 func (n *Node) heartbeat(ctx context.Context) error {
 	_, nodes, _ := n.kv()
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	b, _ := json.Marshal(nodeInfo{Name: n.opt.Name, Started: time.Now()})
+	b, _ := json.Marshal(nodeInfo{Name: n.opt.Name, Started: time.Now(), Format: formatVersion})
 	rev, err := nodes.Put(ctx, n.id, b)
 	if err == nil {
 		n.seenMu.Lock()
@@ -1185,14 +1189,39 @@ func (n *Node) watchNodes() {
 		return nodes.WatchAll(n.ctx)
 	}
 	n.follow(open, check.C, n.findDead, func(e jetstream.KeyValueEntry) {
-		n.seenMu.Lock()
-		if e.Operation() == jetstream.KeyValuePut {
-			n.seen[e.Key()] = seenNode{at: time.Now(), rev: e.Revision()}
-		} else {
+		if e.Operation() != jetstream.KeyValuePut {
+			n.seenMu.Lock()
 			delete(n.seen, e.Key())
+			n.seenMu.Unlock()
+			return
 		}
+		var info nodeInfo
+		if err := json.Unmarshal(e.Value(), &info); err != nil {
+			info.Format = -1 // not a heartbeat this version can read
+		}
+		n.seenMu.Lock()
+		prev, known := n.seen[e.Key()]
+		n.seen[e.Key()] = seenNode{at: time.Now(), rev: e.Revision(), format: info.Format}
 		n.seenMu.Unlock()
+		if info.Format != formatVersion && (!known || prev.format != info.Format) {
+			n.log.Error("cluster: a node runs another netchat version, whose log format differs; "+
+				"all nodes of a cluster must run the same version (docs/PROTOCOL.md)",
+				"node", info.Name, "its_format", info.Format, "format", formatVersion)
+		}
 	})
+}
+
+// otherVersions counts the live nodes whose log format is not this one's.
+func (n *Node) otherVersions() int {
+	n.seenMu.Lock()
+	defer n.seenMu.Unlock()
+	c := 0
+	for _, s := range n.seen {
+		if s.format != formatVersion {
+			c++
+		}
+	}
+	return c
 }
 
 // follow hands each update of a key-value watcher to onEntry and calls

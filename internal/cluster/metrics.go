@@ -18,7 +18,7 @@ type metrics struct {
 	claimLatency prometheus.Histogram
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, otherVersions func() int) *metrics {
 	m := &metrics{
 		published: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netchat_cluster_events_published_total",
@@ -51,7 +51,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.published, m.received, m.privSent, m.privReceived, m.linkUp, m.losses, m.claimLatency)
+		reg.MustRegister(m.published, m.received, m.privSent, m.privReceived, m.linkUp, m.losses, m.claimLatency,
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "netchat_cluster_nodes_other_version",
+				Help: "Live nodes of the cluster whose log format differs from this node's: they run another netchat version, which the cluster does not support.",
+			}, func() float64 { return float64(otherVersions()) }))
 	}
 	return m
 }

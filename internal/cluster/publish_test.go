@@ -16,7 +16,7 @@ func TestPublishBatchesFit(t *testing.T) {
 	t.Parallel()
 	for _, payload := range []int64{8 << 10, 64 << 10, 1 << 20} {
 		t.Run(strconv.FormatInt(payload, 10), func(t *testing.T) {
-			n := &Node{id: "node-id", opt: Options{Name: "host:8088"}, pubWake: make(chan struct{}, 1), m: newMetrics(nil)}
+			n := &Node{id: "node-id", opt: Options{Name: "host:8088"}, pubWake: make(chan struct{}, 1), m: newMetrics(nil, nil)}
 			n.payload.Store(payload)
 			nick := strings.Repeat("𠀀", 20) // 80 bytes
 			var sent []string

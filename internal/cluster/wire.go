@@ -34,6 +34,14 @@ import (
 //
 // str is a uvarint length and that many bytes.
 
+// formatVersion is the version of the format above, which each node
+// announces in its heartbeat (nodeInfo.Format): 2 sends a sync in parts;
+// a node of version 1 (no Format) would take each part for the whole
+// list. The nodes of other versions are logged and counted, not refused:
+// the batch header keeps its 1, so that one old node during an upgrade
+// misreads only syncs instead of every message.
+const formatVersion = 2
+
 var errBadMessage = errors.New("malformed cluster message")
 
 var kindCodes = map[string]byte{
