@@ -620,7 +620,10 @@ func (r *Room) sendPrivate(p *Private, floor uint64) {
 	p.Gate = max(rp.appliedSeq, floor)
 	rp.seqMu.Unlock()
 	if p.To == rp.self {
-		r.deliverPrivate(p)
+		// Its gate holds here too: the sender's last line may have come
+		// back from the log and not be delivered yet (Apply delivers a
+		// run of lines after settling their echoes).
+		r.ReceivePrivate(p)
 		return
 	}
 	rp.link.Private(p)

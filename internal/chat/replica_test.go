@@ -413,3 +413,49 @@ func TestLinkDownTellsLostPrivates(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalPrivateWaitsForSendersLine: a private message to a user of the
+// sender's own node must not overtake the sender's earlier public line.
+func TestLocalPrivateWaitsForSendersLine(t *testing.T) {
+	t.Parallel()
+	c := newMemCluster(t)
+	inRecord, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	l := &memLink{c: c, id: "a", wake: make(chan struct{}, 1)}
+	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500, Record: func(ev Event) {
+		if ev.Kind == KindMsg {
+			// The room is fanning out alice's line (deliverRun).
+			once.Do(func() { close(inRecord); <-release })
+		}
+	}}, l)
+	c.links["a"] = l
+	l.room.LinkUp(&Snapshot{Claims: map[string]Member{}})
+	go l.applyFrom(0)
+	go l.privateLoop()
+
+	alice := mustJoin(t, l.room, &recorder{}, "alice")
+	bob := &recorder{}
+	mustJoin(t, l.room, bob, "bob")
+	bob.take()
+
+	alice.Handle("public")
+	select {
+	case <-inRecord:
+	case <-time.After(5 * time.Second):
+		t.Fatal("alice's line never came back from the log")
+	}
+	// The private message is sent while her line is being delivered:
+	// it came back from the log, bob does not have it yet.
+	sent := make(chan struct{})
+	go func() { alice.Handle("/msg bob private"); close(sent) }()
+	select {
+	case <-sent:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the private message is not sent")
+	}
+	close(release)
+	want := []string{"alice: public", "[private] alice: private"}
+	if got := waitLines(t, bob, 2); !slices.Equal(got, want) {
+		t.Fatalf("bob got %q, want %q", got, want)
+	}
+}
