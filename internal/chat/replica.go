@@ -134,6 +134,12 @@ type userKey struct {
 // replica is the cluster-mode state of a room; guarded by Room.mu except
 // where noted.
 type replica struct {
+	// applyMu makes Apply, LinkDown and LinkUp take turns (taken before
+	// Room.mu): a link going down in the middle of an Apply would apply
+	// the sender's later lines, still pending, before the earlier ones
+	// that Apply has taken off the pending list but not delivered yet.
+	applyMu sync.Mutex
+
 	link   Link
 	self   string
 	linked bool
@@ -302,8 +308,8 @@ func (r *Room) joinCluster(s Session, nick string, info Info) (*User, error) {
 	}
 	if other, taken := r.byFold[fold]; taken && other != u {
 		r.mu.Unlock()
-		if u.claimed {
-			rp.link.Release(fold, u.id)
+		if linked {
+			rp.link.Release(fold, u.id) // made, or maybe made (see applyLeaveLocked)
 		}
 		return nil, &NickError{Nick: nick, Taken: true}
 	}
@@ -426,7 +432,10 @@ func (r *Room) applyLeaveLocked(k userKey, reason string, at time.Time, nodeName
 	}
 	r.recordAt(at, KindLeave, u.nick, reason, nodeName)
 	r.announceLeaveLocked(u.nick, reason, online)
-	if k.node == rp.self && u.claimed {
+	if k.node == rp.self {
+		// Even if the claim is not known to be made: a claim whose
+		// answer was lost may be stored all the same. A release frees
+		// only this user's claim.
 		rp.link.Release(u.fold, u.id)
 	}
 }
@@ -498,8 +507,8 @@ func (u *User) renameCluster(nick string) {
 	r.mu.Lock()
 	if u.gone {
 		r.mu.Unlock()
-		if claimed && fold != oldFold {
-			rp.link.Release(fold, u.id)
+		if linked && wasClaimed && fold != oldFold {
+			rp.link.Release(fold, u.id) // made, or maybe made
 		}
 		return
 	}
@@ -513,14 +522,14 @@ func (u *User) renameCluster(nick string) {
 	}
 	if other, taken := r.byFold[fold]; taken && other != u {
 		r.mu.Unlock()
-		if claimed {
-			rp.link.Release(fold, u.id)
+		if linked && wasClaimed && fold != oldFold {
+			rp.link.Release(fold, u.id) // made, or maybe made
 		}
 		u.sess.Deliver([]byte("! " + (&NickError{Nick: nick, Taken: true}).Error()))
 		return
 	}
 	// Local mode: an unclaimed new name is claimed when the link is back.
-	releaseOld := u.claimed && fold != oldFold
+	releaseOld := fold != oldFold // even if not known to be made (see applyLeaveLocked)
 	u.claimed = claimed
 	r.applyRenameLocked(u, nick, fold, r.cfg.Now(), rp.link.NodeName(), false, releaseOld)
 	r.mu.Unlock()
@@ -688,6 +697,8 @@ func (r *Room) deliverPrivate(p *Private) {
 // from one goroutine.
 func (r *Room) Apply(seq uint64, evs []Replicated) {
 	rp := r.rep
+	rp.applyMu.Lock()
+	defer rp.applyMu.Unlock()
 	var flush []*Private
 	var run []*Replicated
 	var done []chan struct{}
@@ -927,6 +938,8 @@ func (r *Room) applySyncLocked(ev *Replicated, silent bool) {
 // told. Idempotent.
 func (r *Room) LinkDown() {
 	rp := r.rep
+	rp.applyMu.Lock()
+	defer rp.applyMu.Unlock()
 	r.mu.Lock()
 	if !rp.linked {
 		r.mu.Unlock()
@@ -1006,6 +1019,8 @@ func (r *Room) LocalMembers() []Member {
 // and calls again).
 func (r *Room) LinkUp(snap *Snapshot) (unclaimed []Member) {
 	rp := r.rep
+	rp.applyMu.Lock()
+	defer rp.applyMu.Unlock()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, u := range r.members {

@@ -1,6 +1,8 @@
 package chat
 
 import (
+	"errors"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -457,5 +459,86 @@ func TestLocalPrivateWaitsForSendersLine(t *testing.T) {
 	want := []string{"alice: public", "[private] alice: private"}
 	if got := waitLines(t, bob, 2); !slices.Equal(got, want) {
 		t.Fatalf("bob got %q, want %q", got, want)
+	}
+}
+
+// timeoutLink makes the claim but answers with an error, as a Create whose
+// ack was lost (timeout, disconnect right after the server stored it).
+type timeoutLink struct{ *memLink }
+
+func (l timeoutLink) Claim(fold, nick string, id uint64) error {
+	l.memLink.Claim(fold, nick, id)
+	return errors.New("nats: timeout")
+}
+
+// TestClaimWithLostAnswerIsFreed: a user whose claim answer was lost joins
+// locally and leaves; the nickname must be free again afterwards.
+func TestClaimWithLostAnswerIsFreed(t *testing.T) {
+	t.Parallel()
+	c := newMemCluster(t)
+	l := &memLink{c: c, id: "a", wake: make(chan struct{}, 1)}
+	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500}, timeoutLink{l})
+	c.links["a"] = l
+	l.room.LinkUp(&Snapshot{Claims: map[string]Member{}})
+	go l.applyFrom(0)
+	u := mustJoin(t, l.room, &recorder{}, "alice") // claim "fails": link down, local join
+	u.Leave("")
+	c.mu.Lock()
+	m, held := c.claims["alice"]
+	c.mu.Unlock()
+	if held {
+		t.Fatalf("the claim of alice is still held after she left: %+v", m)
+	}
+}
+
+// TestLinkDownDuringApplyKeepsOrder: the link going down while the room
+// applies a batch of its own events must not reorder a sender's lines.
+func TestLinkDownDuringApplyKeepsOrder(t *testing.T) {
+	t.Parallel()
+	const lines, inBatch = 400, 200
+	for round := range 300 {
+		c := newMemCluster(t)
+		l := c.node(t, "a")
+		alice := mustJoin(t, l.room, &recorder{}, "alice")
+		bob := &recorder{}
+		mustJoin(t, l.room, bob, "bob")
+		bob.take()
+		l.mute = true // the batch is handed to Apply by hand below
+		for i := range lines {
+			alice.Handle("m" + strconv.Itoa(i))
+		}
+		l.room.rep.pubMu.Lock()
+		var batch []Replicated
+		for _, ev := range l.room.rep.pending[:inBatch] {
+			batch = append(batch, *ev)
+		}
+		l.room.rep.pubMu.Unlock()
+		var wg sync.WaitGroup
+		wg.Add(2)
+		start := make(chan struct{})
+		go func() { defer wg.Done(); <-start; l.room.Apply(1000, batch) }()
+		go func() {
+			defer wg.Done()
+			<-start
+			for range round % 50 * 20 { // vary the moment
+				runtime.Gosched()
+			}
+			l.room.LinkDown()
+		}()
+		close(start)
+		wg.Wait()
+		next := 0
+		for _, got := range bob.take() {
+			if got == NoticeLinkLost {
+				continue
+			}
+			if want := "alice: m" + strconv.Itoa(next); got != want {
+				t.Fatalf("round %d: bob got %q, want %q", round, got, want)
+			}
+			next++
+		}
+		if next != lines {
+			t.Fatalf("round %d: bob got %d lines, want %d", round, next, lines)
+		}
 	}
 }
