@@ -849,6 +849,11 @@ func (n *Node) resync(ctx context.Context) error {
 		return fmt.Errorf("stream info: %w", err)
 	}
 	last, first := info.State.LastSeq, info.State.FirstSeq
+	// The claims of users who left or were renamed while the link was
+	// down go first: a user who came back under the same nickname
+	// meanwhile would otherwise find it held (by their old self) and be
+	// renamed as if somebody else had taken it.
+	n.doReleases(ctx)
 	snap, err := n.readClaims(ctx, claimsKV)
 	if err != nil {
 		return err

@@ -318,3 +318,31 @@ func TestNATSRestart(t *testing.T) {
 	alice.until("carol: and back")
 	bob.until("carol: and back")
 }
+
+// TestRejoinDuringOutageKeepsNick: a user who leaves while NATS is down
+// and comes back with the same nickname (a client reconnecting) must not be
+// renamed when the link is restored: nobody else claimed that nickname.
+func TestRejoinDuringOutageKeepsNick(t *testing.T) {
+	t.Parallel()
+	ns := natstest.Start(t)
+	n1 := startNode(t, ns.URL(), "s1", nodeOpts{})
+	bob := join(t, n1.addr, "bob", "")
+	alice := join(t, n1.addr, "alice", "")
+	bob.expect("* alice joined (2 online)")
+
+	ns.Stop()
+	bob.expect(chat.NoticeLinkLost)
+	alice.send("/quit")
+	bob.expect("* alice left (1 online)")
+	alice2 := join(t, n1.addr, "alice", "")
+	alice2.until(chat.NoticeLinkLost)
+	bob.expect("* alice joined (2 online)")
+
+	ns.Restart()
+	for _, l := range bob.until(chat.NoticeLinkRestored) {
+		t.Errorf("bob got %q before the link was restored", l)
+	}
+	for _, l := range alice2.until(chat.NoticeLinkRestored) {
+		t.Errorf("alice got %q before the link was restored", l)
+	}
+}
