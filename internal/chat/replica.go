@@ -739,12 +739,28 @@ func (r *Room) echoed(ev *Replicated, seq uint64, done []chan struct{}) (skip bo
 	defer rp.pubMu.Unlock()
 	rp.echoSeq = seq
 	skip = ev.Seq <= rp.localUpTo
-	for len(rp.pending) > 0 && rp.pending[0].Seq <= ev.Seq {
-		if d := rp.pending[0].done; d != nil {
+	// Own events come back in the order published. Older ones still
+	// pending were lost by the log (a publish dropped while the
+	// connection stayed up): they stay pending, and the link goes down,
+	// which applies them here (a join among them would wait forever
+	// otherwise) and makes the node sync its users when it is back.
+	lost := 0
+	for lost < len(rp.pending) && rp.pending[lost].Seq < ev.Seq {
+		lost++
+	}
+	if lost < len(rp.pending) && rp.pending[lost].Seq == ev.Seq {
+		if d := rp.pending[lost].done; d != nil {
 			done = append(done, d)
 		}
-		rp.pending[0] = nil
-		rp.pending = rp.pending[1:]
+		if lost == 0 {
+			rp.pending[0] = nil
+			rp.pending = rp.pending[1:]
+		} else {
+			rp.pending = slices.Delete(rp.pending, lost, lost+1)
+		}
+	}
+	if lost > 0 {
+		go rp.link.Trouble("the cluster's log lost " + strconv.Itoa(lost) + " of this server's events")
 	}
 	if len(rp.pending) == 0 && len(rp.outbox) > 0 {
 		flush, rp.outbox = rp.outbox, nil

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -540,5 +541,75 @@ func TestLinkDownDuringApplyKeepsOrder(t *testing.T) {
 		if next != lines {
 			t.Fatalf("round %d: bob got %d lines, want %d", round, next, lines)
 		}
+	}
+}
+
+// dropFirstJoin loses the first join it is asked to publish (a log message
+// the log never stored while the connection stayed up) and publishes the
+// rest.
+type dropFirstJoin struct {
+	*memLink
+	dropped *atomic.Bool
+}
+
+func (l dropFirstJoin) Publish(ev *Replicated) {
+	if ev.Kind == KindJoin && l.dropped.CompareAndSwap(false, true) {
+		return
+	}
+	l.memLink.Publish(ev)
+}
+
+// TestLostOwnEvent: an own event that never comes back from the log while
+// a later one does (the log lost it) takes the link down, which applies it
+// here: the user whose join it was gets in, instead of waiting forever.
+func TestLostOwnEvent(t *testing.T) {
+	t.Parallel()
+	c := newMemCluster(t)
+	l := &memLink{c: c, id: "a", wake: make(chan struct{}, 1)}
+	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500}, dropFirstJoin{l, new(atomic.Bool)})
+	c.links["a"] = l
+	l.room.LinkUp(&Snapshot{Claims: map[string]Member{}})
+	go l.applyFrom(0)
+
+	alice := &recorder{}
+	joined := make(chan struct{})
+	go func() {
+		defer close(joined)
+		if _, err := l.room.Join(alice, "alice", Info{}); err != nil {
+			t.Error(err)
+		}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		l.room.rep.pubMu.Lock()
+		n := len(l.room.rep.pending)
+		l.room.rep.pubMu.Unlock()
+		if n == 1 {
+			break // alice's join is published (and lost)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("alice's join was never published")
+		}
+	}
+	// Bob's join comes back from the log; hers never will.
+	bob := &recorder{}
+	bobJoined := make(chan struct{})
+	go func() {
+		defer close(bobJoined)
+		if _, err := l.room.Join(bob, "bob", Info{}); err != nil {
+			t.Error(err)
+		}
+	}()
+	timeout := time.After(echoTimeout + 2*time.Second)
+	for name, ch := range map[string]chan struct{}{"alice": joined, "bob": bobJoined} {
+		select {
+		case <-ch:
+		case <-timeout:
+			t.Fatalf("%s's Join never returned", name)
+		}
+	}
+	waitLine(t, alice, NoticeLinkLost)
+	waitLine(t, bob, NoticeLinkLost)
+	if got := l.room.Online(); got != 2 {
+		t.Fatalf("%d online, want 2", got)
 	}
 }
