@@ -938,7 +938,8 @@ func (n *Node) resync(ctx context.Context) error {
 			ok = true
 			n.seenMu.Lock()
 			for k, s := range n.seen {
-				n.seen[k] = seenNode{at: time.Now(), rev: s.rev}
+				s.at = time.Now()
+				n.seen[k] = s
 			}
 			n.seenMu.Unlock()
 			n.m.setLinked(true)

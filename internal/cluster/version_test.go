@@ -16,7 +16,7 @@ import (
 
 // TestOtherVersionCounted: a node of an older netchat (its heartbeat has no
 // log format) is counted in netchat_cluster_nodes_other_version while it is
-// there; nodes of this version are not.
+// there; nodes of this version are not, also after a relink.
 func TestOtherVersionCounted(t *testing.T) {
 	t.Parallel()
 	ns := natstest.Start(t)
@@ -74,4 +74,12 @@ func TestOtherVersionCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the old node to be gone from the count", func() bool { return others() == 0 })
+
+	// A relink refreshes what the node has seen; this version's nodes
+	// stay uncounted.
+	n.Trouble("test")
+	waitFor(t, "the node to link again", n.Linked)
+	if got := others(); got != 0 {
+		t.Fatalf("after relinking: %v nodes of another version, want 0", got)
+	}
 }
