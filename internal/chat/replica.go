@@ -161,6 +161,10 @@ type replica struct {
 	seqMu      sync.Mutex
 	appliedSeq uint64 // log position applied (guarded by seqMu)
 	held       []heldPrivate
+	// privMu makes releases of held private messages take turns, so
+	// that they are delivered in the order they came (taken before
+	// seqMu and Room.mu).
+	privMu sync.Mutex
 }
 
 // clusterUser is what a user has in cluster mode only; guarded by Room.mu
@@ -641,26 +645,35 @@ func (r *Room) sendPrivate(p *Private, floor uint64) {
 // ReceivePrivate takes a private message from another node: delivered to
 // its target here once this node has applied the log as far as the sender's
 // node had (so it does not overtake the sender's earlier public lines).
+//
+// It joins the queue of held messages even when its position is applied:
+// an earlier one of the same sender may be in it, being released.
 func (r *Room) ReceivePrivate(p *Private) {
 	rp := r.rep
 	rp.seqMu.Lock()
-	if rp.appliedSeq < p.Gate {
-		rp.held = append(rp.held, heldPrivate{p: p, at: time.Now()})
-		rp.seqMu.Unlock()
-		return
-	}
+	rp.held = append(rp.held, heldPrivate{p: p, at: time.Now()})
 	rp.seqMu.Unlock()
-	r.deliverPrivate(p)
+	r.releaseHeld(gateApplied)
 }
+
+// gateApplied says that h's log position has been applied here.
+func gateApplied(h heldPrivate, applied uint64) bool { return h.p.Gate <= applied }
 
 // ReleaseHeld delivers private messages held for longer than d: the log
 // position they wait for may never come (an event lost with the link).
 func (r *Room) ReleaseHeld(d time.Duration) {
-	r.releaseHeld(func(h heldPrivate) bool { return time.Since(h.at) >= d })
+	r.releaseHeld(func(h heldPrivate, applied uint64) bool {
+		return h.p.Gate <= applied || time.Since(h.at) >= d
+	})
 }
 
-func (r *Room) releaseHeld(ready func(heldPrivate) bool) {
+// releaseHeld delivers the held private messages that are ready, in the
+// order they came. One release at a time (privMu): what another takes
+// from the queue meanwhile is delivered after these.
+func (r *Room) releaseHeld(ready func(h heldPrivate, applied uint64) bool) {
 	rp := r.rep
+	rp.privMu.Lock()
+	defer rp.privMu.Unlock()
 	rp.seqMu.Lock()
 	if len(rp.held) == 0 {
 		rp.seqMu.Unlock()
@@ -669,7 +682,7 @@ func (r *Room) releaseHeld(ready func(heldPrivate) bool) {
 	var out []*Private
 	keep := rp.held[:0]
 	for _, h := range rp.held {
-		if ready(h) {
+		if ready(h, rp.appliedSeq) {
 			out = append(out, h.p)
 		} else {
 			keep = append(keep, h)
@@ -831,7 +844,7 @@ func (r *Room) advance(seq uint64, flush []*Private) {
 	for _, p := range flush {
 		r.sendPrivate(p, seq)
 	}
-	r.releaseHeld(func(h heldPrivate) bool { return h.p.Gate <= seq })
+	r.releaseHeld(gateApplied)
 }
 
 // applyPresenceLocked applies a join, leave, rename, sync or gone event;
@@ -1006,7 +1019,7 @@ func (r *Room) LinkDown() {
 	for _, l := range lost {
 		l.from.sess.Deliver([]byte("! " + l.to + " is on another server, out of reach while the cluster link is down; not delivered: " + l.text))
 	}
-	r.releaseHeld(func(heldPrivate) bool { return true })
+	r.releaseHeld(func(heldPrivate, uint64) bool { return true })
 }
 
 // Linked reports whether the room is connected to its cluster.
@@ -1101,7 +1114,7 @@ func (r *Room) LinkUp(snap *Snapshot) (unclaimed []Member) {
 		r.deliverLocked(nil, NoticeLinkRestored)
 	}
 	rp.up = true
-	go r.releaseHeld(func(heldPrivate) bool { return true })
+	go r.releaseHeld(func(heldPrivate, uint64) bool { return true })
 	return nil
 }
 

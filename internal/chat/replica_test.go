@@ -613,3 +613,103 @@ func TestLostOwnEvent(t *testing.T) {
 		t.Fatalf("%d online, want 2", got)
 	}
 }
+
+// gateSession pauses (once) when a private line arrives: it stands for the
+// Apply goroutine being descheduled inside advance, between storing
+// appliedSeq and releaseHeld.
+type gateSession struct {
+	recorder
+	once    sync.Once
+	in, out chan struct{}
+}
+
+func (g *gateSession) Deliver(l []byte) <-chan struct{} {
+	if strings.HasPrefix(string(l), "[private]") {
+		g.once.Do(func() { close(g.in); <-g.out })
+	}
+	return g.recorder.Deliver(l)
+}
+
+// TestLocalPrivatesKeepOrder: two private messages from alice to bob, both
+// on one node, arrive in order, also when the first waited for her line and
+// the second comes while the first is being released.
+func TestLocalPrivatesKeepOrder(t *testing.T) {
+	t.Parallel()
+	c := newMemCluster(t)
+	pause := map[string][2]chan struct{}{
+		"warm":   {make(chan struct{}), make(chan struct{})},
+		"public": {make(chan struct{}), make(chan struct{})},
+	}
+	l := &memLink{c: c, id: "a", wake: make(chan struct{}, 1)}
+	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500, Record: func(ev Event) {
+		if p, ok := pause[ev.Text]; ok && ev.Kind == KindMsg {
+			close(p[0])
+			<-p[1]
+		}
+	}}, l)
+	c.links["a"] = l
+	l.room.LinkUp(&Snapshot{Claims: map[string]Member{}})
+	go l.applyFrom(0)
+	go l.privateLoop()
+
+	alice := mustJoin(t, l.room, &recorder{}, "alice")
+	dave := &gateSession{in: make(chan struct{}), out: make(chan struct{})}
+	mustJoin(t, l.room, dave, "dave")
+	bob := &recorder{}
+	mustJoin(t, l.room, bob, "bob")
+	bob.take()
+
+	step := func(what string, ch <-chan struct{}) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Second):
+			t.Fatal(what)
+		}
+	}
+	done := func(f func()) <-chan struct{} {
+		ch := make(chan struct{})
+		go func() { f(); close(ch) }()
+		return ch
+	}
+	carol := mustJoin(t, l.room, &recorder{}, "carol")
+	carol.Handle("warm")
+	step("warm never came back", pause["warm"][0])                     // Apply is stuck on carol's line
+	alice.Handle("public")                                             // pending
+	step("p0 not sent", done(func() { alice.Handle("/msg dave p0") })) // outbox
+	close(pause["warm"][1])
+	step("line never came back", pause["public"][0])
+	step("p1 not sent", done(func() { alice.Handle("/msg bob p1") })) // held: gate = her line
+	close(pause["public"][1])
+	step("p0 never reached dave", dave.in) // Apply is inside advance now
+	// p2 is sent while p1 is being released: delivered at once, or
+	// queued behind p1.
+	p2 := done(func() { alice.Handle("/msg bob p2") })
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		select {
+		case <-p2:
+		default:
+			l.room.rep.seqMu.Lock()
+			queued := slices.ContainsFunc(l.room.rep.held, func(h heldPrivate) bool { return h.p.Text == "p2" })
+			l.room.rep.seqMu.Unlock()
+			if !queued {
+				if time.Now().After(deadline) {
+					t.Fatal("p2 not sent")
+				}
+				continue
+			}
+		}
+		break
+	}
+	close(dave.out)
+	step("p2 not sent", p2)
+	var got []string
+	for _, s := range waitLines(t, bob, 5) {
+		if strings.HasPrefix(s, "[private]") {
+			got = append(got, s)
+		}
+	}
+	if want := []string{"[private] alice: p1", "[private] alice: p2"}; !slices.Equal(got, want) {
+		t.Fatalf("bob got %q, want %q", got, want)
+	}
+}
