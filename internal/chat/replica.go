@@ -156,6 +156,7 @@ type replica struct {
 	pending   []*Replicated
 	localUpTo uint64 // own events up to here were applied in local mode
 	echoSeq   uint64 // log position of the last own event that came back
+	lostTold  bool   // the link was told of a lost own event
 	outbox    []*Private
 
 	seqMu      sync.Mutex
@@ -772,7 +773,8 @@ func (r *Room) echoed(ev *Replicated, seq uint64, done []chan struct{}) (skip bo
 			rp.pending = slices.Delete(rp.pending, lost, lost+1)
 		}
 	}
-	if lost > 0 {
+	if lost > 0 && !rp.lostTold {
+		rp.lostTold = true // once until the link is down
 		go rp.link.Trouble("the cluster's log lost " + strconv.Itoa(lost) + " of this server's events")
 	}
 	if len(rp.pending) == 0 && len(rp.outbox) > 0 {
@@ -979,6 +981,7 @@ func (r *Room) LinkDown() {
 	pending, outbox := rp.pending, rp.outbox
 	rp.pending, rp.outbox = nil, nil
 	rp.localUpTo = rp.pubSeq
+	rp.lostTold = false
 	rp.pubMu.Unlock()
 	for _, ev := range pending {
 		if ev.done != nil {

@@ -143,6 +143,7 @@ type Node struct {
 
 	// Releases of claims, done by a worker; kept while the link is down.
 	relMu    sync.Mutex
+	relRun   sync.Mutex // held through a run of doReleases
 	releases []release
 	revs     map[string]claimRev // fold -> this node's claim and its revision
 	relWake  chan struct{}
@@ -535,8 +536,12 @@ func (n *Node) releaseLoop() {
 	}
 }
 
-// doReleases frees the queued claims; those that fail stay queued.
+// doReleases frees the queued claims; those that fail stay queued. One
+// run at a time: a run returns only when the releases queued before it
+// are done (resync counts on it), including those another run had taken.
 func (n *Node) doReleases(ctx context.Context) {
+	n.relRun.Lock()
+	defer n.relRun.Unlock()
 	if !n.nc.IsConnected() {
 		return
 	}
