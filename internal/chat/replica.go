@@ -478,19 +478,39 @@ func (u *User) renameCluster(nick string) {
 		u.sess.Deliver([]byte("! " + err.Error()))
 		return
 	}
+	// A link that comes back while the rename is under way makes it start
+	// over: a rename made here alone would not reach the others.
+	for range 3 {
+		if !u.tryRenameCluster(nick, fold) {
+			return
+		}
+	}
+	u.sess.Deliver([]byte("! the cluster link is changing, try again: /nick " + nick))
+}
+
+// testHookRename, if set by a test, runs between a rename's first look at
+// the room and its commit.
+var testHookRename func()
+
+// tryRenameCluster is one attempt of renameCluster; again says that the
+// link came back meanwhile and nothing was done.
+func (u *User) tryRenameCluster(nick, fold string) (again bool) {
 	r := u.room
 	rp := r.rep
 	r.mu.RLock()
 	other, taken := r.byFold[fold]
 	old, oldFold, linked, wasClaimed := u.nick, u.fold, rp.linked, u.claimed
 	r.mu.RUnlock()
+	if testHookRename != nil {
+		testHookRename()
+	}
 	switch {
 	case taken && other != u:
 		u.sess.Deliver([]byte("! " + (&NickError{Nick: nick, Taken: true}).Error()))
-		return
+		return false
 	case old == nick:
 		u.sess.Deliver([]byte("! you are already " + nick))
-		return
+		return false
 	}
 	// A new spelling of the user's nickname keeps its claim.
 	claimed := wasClaimed && fold == oldFold
@@ -503,7 +523,7 @@ func (u *User) renameCluster(nick string) {
 			claimed = true
 		case errors.Is(err, ErrClaimTaken):
 			u.sess.Deliver([]byte("! " + (&NickError{Nick: nick, Taken: true}).Error()))
-			return
+			return false
 		default:
 			rp.link.Trouble("nickname claim: " + err.Error())
 		}
@@ -515,7 +535,7 @@ func (u *User) renameCluster(nick string) {
 		if linked && wasClaimed && fold != oldFold {
 			rp.link.Release(fold, u.id) // made, or maybe made
 		}
-		return
+		return false
 	}
 	if rp.linked && claimed {
 		done := make(chan struct{})
@@ -523,7 +543,11 @@ func (u *User) renameCluster(nick string) {
 		r.publishLocked(&Replicated{Kind: KindNick, User: u.id, Nick: nick, Fold: fold})
 		r.mu.Unlock()
 		r.awaitEcho(done)
-		return
+		return false
+	}
+	if rp.linked && !claimed {
+		r.mu.Unlock()
+		return true // linked since the start: claim, publish
 	}
 	if other, taken := r.byFold[fold]; taken && other != u {
 		r.mu.Unlock()
@@ -531,13 +555,14 @@ func (u *User) renameCluster(nick string) {
 			rp.link.Release(fold, u.id) // made, or maybe made
 		}
 		u.sess.Deliver([]byte("! " + (&NickError{Nick: nick, Taken: true}).Error()))
-		return
+		return false
 	}
 	// Local mode: an unclaimed new name is claimed when the link is back.
 	releaseOld := fold != oldFold // even if not known to be made (see applyLeaveLocked)
 	u.claimed = claimed
 	r.applyRenameLocked(u, nick, fold, r.cfg.Now(), rp.link.NodeName(), false, releaseOld)
 	r.mu.Unlock()
+	return false
 }
 
 // publicCluster is a broadcast or /me in cluster mode.

@@ -713,3 +713,37 @@ func TestLocalPrivatesKeepOrder(t *testing.T) {
 		t.Fatalf("bob got %q, want %q", got, want)
 	}
 }
+
+// TestRenameAsLinkComesBack: a rename begun while the link is down and
+// committed after it came back reaches the other nodes (it was applied
+// only here, and the others kept the old nickname).
+func TestRenameAsLinkComesBack(t *testing.T) {
+	// Not parallel: testHookRename is package state.
+	c := newMemCluster(t)
+	a, b := c.node(t, "a"), c.node(t, "b")
+	bob := &recorder{}
+	alice := mustJoin(t, a.room, &recorder{}, "alice")
+	mustJoin(t, b.room, bob, "bob")
+	waitLine(t, bob, "* Welcome, bob! 2 users online. Type /help for commands.")
+	a.room.LinkDown()
+	var once sync.Once
+	testHookRename = func() {
+		once.Do(func() {
+			c.mu.Lock()
+			snap := &Snapshot{Seq: uint64(len(c.log)), Claims: maps(c.claims)}
+			c.mu.Unlock()
+			if u := a.room.LinkUp(snap); len(u) != 0 {
+				t.Errorf("unclaimed: %v", u)
+			}
+		})
+	}
+	defer func() { testHookRename = nil }()
+	alice.Handle("/nick alice2")
+	waitLine(t, bob, "* alice is now known as alice2")
+	c.mu.Lock()
+	_, claimed := c.claims["alice2"]
+	c.mu.Unlock()
+	if !claimed {
+		t.Fatal("alice2 is not claimed")
+	}
+}
