@@ -145,8 +145,12 @@ type Node struct {
 	relMu    sync.Mutex
 	relRun   sync.Mutex // held through a run of doReleases
 	releases []release
-	revs     map[string]claimRev // fold -> this node's claim and its revision
-	relWake  chan struct{}
+	// relWait: the claims to give back, with the last Release asking for
+	// it; a new claim of the same calls it off (removes it).
+	relWait map[claimID]uint64
+	relGen  uint64
+	revs    map[string]claimRev // fold -> this node's claim and its revision
+	relWake chan struct{}
 
 	// Heartbeats seen, on this node's clock.
 	seenMu   sync.Mutex
@@ -155,9 +159,16 @@ type Node struct {
 	hbRev    uint64
 }
 
-type release struct {
+// claimID names a claim: a nickname (folded) held by a user of this node.
+type claimID struct {
 	fold string
 	id   uint64
+}
+
+// release is a claim to give back; gen numbers the Release calls.
+type release struct {
+	claimID
+	gen uint64
 }
 
 type seenNode struct {
@@ -185,6 +196,7 @@ func Connect(ctx context.Context, opt Options) (*Node, error) {
 		seen:     make(map[string]seenNode),
 		cleaning: make(map[string]bool),
 		revs:     make(map[string]claimRev),
+		relWait:  make(map[claimID]uint64),
 	}
 	n.m = newMetrics(opt.Metrics, n.otherVersions)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -467,36 +479,50 @@ func (n *Node) Claim(fold, nick string, id uint64) error {
 }
 
 func (n *Node) claim(ctx context.Context, fold, nick string, id uint64) error {
+	// A release of this very claim still on its way (the user renamed
+	// and took the nickname back) must not free it now.
+	n.relMu.Lock()
+	delete(n.relWait, claimID{fold, id})
+	n.relMu.Unlock()
 	claims, _, _ := n.kv()
 	key := claimKey(fold)
-	rev, err := claims.Create(ctx, key, encodeClaim(n.id, id, nick))
-	if err == nil {
+	// A few rounds: the key may vanish or change between the calls (a
+	// release of it in flight).
+	for range 3 {
+		rev, err := claims.Create(ctx, key, encodeClaim(n.id, id, nick))
+		if err == nil {
+			n.remember(fold, id, rev)
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return err
+		}
+		// Ours already (a spelling change, a claim re-made after a
+		// link loss, a nickname taken back)? Then keep it, with the
+		// nickname as now spelt, under a new revision: a release in
+		// flight deletes only the revision it knew.
+		e, err := claims.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		c, ok := decodeClaim(e.Value())
+		if !ok || c.Node != n.id || c.User != id {
+			return chat.ErrClaimTaken
+		}
+		rev, err = claims.Update(ctx, key, encodeClaim(n.id, id, nick), e.Revision())
+		if isWrongRevision(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		n.remember(fold, id, rev)
 		return nil
 	}
-	if !errors.Is(err, jetstream.ErrKeyExists) {
-		return err
-	}
-	// Ours already (a spelling change, or a claim re-made after a link
-	// loss)? Then keep it, with the nickname as now spelt.
-	e, gerr := claims.Get(ctx, key)
-	if gerr != nil {
-		if errors.Is(gerr, jetstream.ErrKeyNotFound) {
-			return chat.ErrClaimTaken // gone again meanwhile: somebody is busy with it
-		}
-		return gerr
-	}
-	if c, ok := decodeClaim(e.Value()); ok && c.Node == n.id && c.User == id {
-		rev := e.Revision()
-		if c.Nick != nick {
-			if rev, err = claims.Update(ctx, key, encodeClaim(n.id, id, nick), rev); err != nil {
-				return err
-			}
-		}
-		n.remember(fold, id, rev)
-		return nil
-	}
-	return chat.ErrClaimTaken
+	return chat.ErrClaimTaken // somebody is busy with it
 }
 
 // remember notes the revision of a claim this node made, so that giving
@@ -514,7 +540,9 @@ type claimRev struct {
 // Release implements chat.Link.
 func (n *Node) Release(fold string, id uint64) {
 	n.relMu.Lock()
-	n.releases = append(n.releases, release{fold, id})
+	n.relGen++
+	n.releases = append(n.releases, release{claimID{fold, id}, n.relGen})
+	n.relWait[claimID{fold, id}] = n.relGen
 	n.relMu.Unlock()
 	select {
 	case n.relWake <- struct{}{}:
@@ -577,6 +605,26 @@ func (n *Node) doReleases(ctx context.Context) {
 }
 
 func (n *Node) releaseNow(ctx context.Context, r release) error {
+	err := n.releaseClaim(ctx, r)
+	if err == nil {
+		n.relMu.Lock()
+		if n.relWait[r.claimID] == r.gen {
+			delete(n.relWait, r.claimID) // a later Release keeps its own
+		}
+		n.relMu.Unlock()
+	}
+	return err
+}
+
+// wanted says that r has not been called off by a new claim.
+func (n *Node) wanted(r release) bool {
+	n.relMu.Lock()
+	defer n.relMu.Unlock()
+	_, ok := n.relWait[r.claimID]
+	return ok
+}
+
+func (n *Node) releaseClaim(ctx context.Context, r release) error {
 	if id, ok := n.room.LocalHolder(r.fold); ok && id == r.id {
 		return nil // the same user holds that name again
 	}
@@ -585,14 +633,20 @@ func (n *Node) releaseNow(ctx context.Context, r release) error {
 	defer cancel()
 	key := claimKey(r.fold)
 	n.relMu.Lock()
+	_, want := n.relWait[r.claimID]
 	known, ok := n.revs[r.fold]
-	if ok && known.id == r.id {
+	ok = ok && known.id == r.id && want
+	if ok {
 		delete(n.revs, r.fold)
 	}
 	n.relMu.Unlock()
-	if ok && known.id == r.id {
+	if !want {
+		return nil // claimed again since
+	}
+	if ok {
 		// One conditional delete; if the claim changed since (made
-		// again after a link loss), look at it first.
+		// again after a link loss, or a new claim made it anew), look
+		// at it first.
 		err := claims.Delete(ctx, key, jetstream.LastRevision(known.rev))
 		if err == nil || !isWrongRevision(err) {
 			return err
@@ -607,6 +661,11 @@ func (n *Node) releaseNow(ctx context.Context, r release) error {
 	}
 	if c, ok := decodeClaim(e.Value()); !ok || c.Node != n.id || c.User != r.id {
 		return nil // somebody else's by now
+	}
+	// A claim of the same user made since the Get takes a new revision,
+	// so this delete fails rather than free it.
+	if !n.wanted(r) {
+		return nil
 	}
 	err = claims.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
 	if err != nil && isWrongRevision(err) {
