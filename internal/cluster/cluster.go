@@ -478,12 +478,21 @@ func (n *Node) Claim(fold, nick string, id uint64) error {
 	return err
 }
 
-func (n *Node) claim(ctx context.Context, fold, nick string, id uint64) error {
+func (n *Node) claim(ctx context.Context, fold, nick string, id uint64) (err error) {
 	// A release of this very claim still on its way (the user renamed
-	// and took the nickname back) must not free it now.
+	// and took the nickname back) must not free it now; asked for again
+	// if this claim fails (the user may not get the name after all).
 	n.relMu.Lock()
+	_, calledOff := n.relWait[claimID{fold, id}]
 	delete(n.relWait, claimID{fold, id})
 	n.relMu.Unlock()
+	if calledOff {
+		defer func() {
+			if err != nil {
+				n.Release(fold, id)
+			}
+		}()
+	}
 	claims, _, _ := n.kv()
 	key := claimKey(fold)
 	// A few rounds: the key may vanish or change between the calls (a
@@ -1473,6 +1482,13 @@ func (n *Node) watchClaims() {
 		cancel()
 		if err != nil {
 			n.Trouble("a local user's nickname claim was removed: " + err.Error())
+			return
+		}
+		// The event may be late (this node's own release of a name its
+		// user has taken back since), and the user may have moved off the
+		// name meanwhile, its release already done: then this claim goes.
+		if now, ok := n.room.LocalHolder(fold); !ok || now != id {
+			n.Release(fold, id)
 		}
 	})
 }

@@ -39,6 +39,8 @@ func TestRenameAwayAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	held := func(fold string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
 		_, err := kv.Get(ctx, base64.RawURLEncoding.EncodeToString([]byte(fold)))
 		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 			t.Fatal(err)
