@@ -686,14 +686,22 @@ func (n *Node) releaseClaim(ctx context.Context, r release) error {
 func (n *Node) drainReleases(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	for ctx.Err() == nil {
+	left := func() int {
 		n.relMu.Lock()
-		left := len(n.releases)
-		n.relMu.Unlock()
-		if left == 0 {
+		defer n.relMu.Unlock()
+		return len(n.releases)
+	}
+	for left() > 0 && n.nc.IsConnected() {
+		n.doReleases(ctx)
+		if left() == 0 {
 			return
 		}
-		n.doReleases(ctx)
+		// What failed is tried again after a pause, until the deadline.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
