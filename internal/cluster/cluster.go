@@ -131,6 +131,9 @@ type Node struct {
 	privs     []*chat.Private
 	pubWake   chan struct{}
 	payload   atomic.Int64 // the server's max_payload, learnt at each link-up
+	closing   atomic.Bool  // Close has begun
+	// dropHook, set by tests only, loses the events it returns true for.
+	dropHook atomic.Pointer[func(*chat.Replicated) bool]
 
 	// Link state.
 	mu       sync.Mutex
@@ -174,7 +177,8 @@ type release struct {
 type seenNode struct {
 	at     time.Time
 	rev    uint64
-	format int // of the log, from its heartbeat
+	format int           // of the log, from its heartbeat
+	ttl    time.Duration // its --cluster-node-ttl, from its heartbeat
 }
 
 // Connect connects to NATS and makes sure the stream and buckets exist. It
@@ -420,18 +424,21 @@ func (n *Node) goLoop(f func()) {
 // their claims are freed, the heartbeat key is removed, and the connection
 // is drained. Call it after the transport has let every user leave.
 func (n *Node) Close(ctx context.Context) error {
+	n.closing.Store(true)
 	if n.room != nil && n.Linked() {
-		if done := n.room.AnnounceGone(n.id); done != nil {
-			select {
-			case <-done:
-			case <-ctx.Done():
-			case <-time.After(opTimeout):
+		actx, cancel := context.WithTimeout(ctx, opTimeout)
+		gone := n.announceGone(actx, n.id)
+		n.drainReleases(ctx)
+		// The claims of users still here (the transport's shutdown ran
+		// out of time) go like a dead node's. Only when all is done does
+		// the heartbeat go; otherwise the other nodes take this one for
+		// dead after the TTL and finish the job.
+		if gone {
+			claims, nodes, _ := n.kv()
+			if _, err := n.freeClaimsOf(actx, claims, n.id); err == nil && n.releasesLeft() == 0 {
+				_ = nodes.Delete(actx, n.id)
 			}
 		}
-		n.drainReleases(ctx)
-		_, nodes, _ := n.kv()
-		dctx, cancel := context.WithTimeout(ctx, opTimeout)
-		_ = nodes.Delete(dctx, n.id)
 		cancel()
 	}
 	n.cancel()
@@ -683,17 +690,18 @@ func (n *Node) releaseClaim(ctx context.Context, r release) error {
 	return err
 }
 
+func (n *Node) releasesLeft() int {
+	n.relMu.Lock()
+	defer n.relMu.Unlock()
+	return len(n.releases)
+}
+
 func (n *Node) drainReleases(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	left := func() int {
-		n.relMu.Lock()
-		defer n.relMu.Unlock()
-		return len(n.releases)
-	}
-	for left() > 0 && n.nc.IsConnected() {
+	for n.releasesLeft() > 0 && n.nc.IsConnected() {
 		n.doReleases(ctx)
-		if left() == 0 {
+		if n.releasesLeft() == 0 {
 			return
 		}
 		// What failed is tried again after a pause, until the deadline.
@@ -715,6 +723,9 @@ func isWrongRevision(err error) bool {
 // Publish implements chat.Link. Events are appended to the batch being
 // built; the publisher sends it as one NATS message.
 func (n *Node) Publish(ev *chat.Replicated) {
+	if f := n.dropHook.Load(); f != nil && (*f)(ev) {
+		return // a test's: the log loses this event
+	}
 	batchMax, partMax := n.limits()
 	n.pubMu.Lock()
 	if ev.Kind == chat.KindSync {
@@ -1232,13 +1243,17 @@ type nodeInfo struct {
 	// Format is the version of the log's format the node speaks
 	// (formatVersion); absent (0) from nodes older than version 2.
 	Format int `json:"format,omitempty"`
+	// TTLMillis is the node's --cluster-node-ttl: it heartbeats at a
+	// quarter of it, and the others judge it by the longer of theirs and
+	// this (the flag may differ between nodes, e.g. while it is changed).
+	TTLMillis int64 `json:"ttl_ms,omitempty"`
 }
 
 func (n *Node) heartbeat(ctx context.Context) error {
 	_, nodes, _ := n.kv()
 	ctx, cancel := context.WithTimeout(ctx, opTimeout)
 	defer cancel()
-	b, _ := json.Marshal(nodeInfo{Name: n.opt.Name, Started: time.Now(), Format: formatVersion})
+	b, _ := json.Marshal(nodeInfo{Name: n.opt.Name, Started: time.Now(), Format: formatVersion, TTLMillis: n.opt.NodeTTL.Milliseconds()})
 	rev, err := nodes.Put(ctx, n.id, b)
 	if err == nil {
 		n.seenMu.Lock()
@@ -1288,7 +1303,8 @@ func (n *Node) watchNodes() {
 		}
 		n.seenMu.Lock()
 		prev, known := n.seen[e.Key()]
-		n.seen[e.Key()] = seenNode{at: time.Now(), rev: e.Revision(), format: info.Format}
+		n.seen[e.Key()] = seenNode{at: time.Now(), rev: e.Revision(), format: info.Format,
+			ttl: time.Duration(info.TTLMillis) * time.Millisecond}
 		n.seenMu.Unlock()
 		if info.Format != formatVersion && (!known || prev.format != info.Format) {
 			n.log.Error("cluster: a node runs another netchat version, whose log format differs; "+
@@ -1354,14 +1370,15 @@ func (n *Node) findDead() {
 	n.mu.Lock()
 	linked, since := n.linked, n.since
 	n.mu.Unlock()
-	limit := n.opt.NodeTTL * 3 / 4
-	if !linked || time.Since(since) < limit {
+	own := n.opt.NodeTTL * 3 / 4
+	if !linked || time.Since(since) < own {
 		return // this node's view is too fresh, or stale itself
 	}
 	n.seenMu.Lock()
 	var dead []string
 	for id, s := range n.seen {
-		if id != n.id && time.Since(s.at) > limit && !n.cleaning[id] {
+		limit := max(n.opt.NodeTTL, s.ttl) * 3 / 4
+		if id != n.id && time.Since(s.at) > limit && time.Since(since) > limit && !n.cleaning[id] {
 			n.cleaning[id] = true
 			dead = append(dead, id)
 		}
@@ -1407,20 +1424,50 @@ func (n *Node) cleanup(id string) {
 	}
 	n.log.Warn("cluster: node silent, taking it for dead", "node", name, "id", id,
 		"silent_for", time.Since(s.at).Round(time.Millisecond))
+	if !n.announceGone(ctx, id) {
+		return
+	}
+	// Its nicknames are free only now that everybody was told it left.
+	freed, err := n.freeClaimsOf(ctx, claimsKV, id)
+	if err != nil {
+		// Its heartbeat stays: this node (or another) tries again.
+		n.log.Debug("cluster: freeing a dead node's nicknames failed", "err", err)
+		return
+	}
+	if err := nodes.Delete(ctx, id, jetstream.LastRevision(e.Revision())); err != nil && !isWrongRevision(err) {
+		n.log.Debug("cluster: removing a dead node's heartbeat failed", "err", err)
+	}
+	n.seenMu.Lock()
+	delete(n.seen, id)
+	n.seenMu.Unlock()
+	n.log.Info("cluster: dead node's users removed", "node", name, "nicknames_freed", freed)
+}
+
+// announceGone publishes that node id is gone and waits until the event is
+// applied here; false if it may not have reached the log (the link went
+// down meanwhile, which applies it here alone) or the wait ended first.
+func (n *Node) announceGone(ctx context.Context, id string) bool {
+	gen := n.gen.Load()
 	done := n.room.AnnounceGone(id)
 	if done == nil {
-		return
+		return false
 	}
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return
+		return false
 	}
-	// Its nicknames are free only now that everybody was told it left.
+	return n.gen.Load() == gen
+}
+
+// freeClaimsOf deletes the claims held by node id; how many, and an error
+// if one could not be deleted.
+func (n *Node) freeClaimsOf(ctx context.Context, claimsKV jetstream.KeyValue, id string) (int, error) {
 	w, err := claimsKV.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
-		return
+		return 0, err
 	}
+	defer func() { _ = w.Stop() }()
 	type victim struct {
 		key string
 		rev uint64
@@ -1430,8 +1477,7 @@ collect:
 	for {
 		select {
 		case <-ctx.Done():
-			_ = w.Stop()
-			return
+			return 0, ctx.Err()
 		case e, ok := <-w.Updates():
 			if !ok || e == nil {
 				break collect
@@ -1441,19 +1487,12 @@ collect:
 			}
 		}
 	}
-	_ = w.Stop()
 	for _, v := range victims {
 		if err := claimsKV.Delete(ctx, v.key, jetstream.LastRevision(v.rev)); err != nil && !isWrongRevision(err) {
-			n.log.Debug("cluster: freeing a dead node's nickname failed", "err", err)
+			return 0, err
 		}
 	}
-	if err := nodes.Delete(ctx, id, jetstream.LastRevision(e.Revision())); err != nil && !isWrongRevision(err) {
-		n.log.Debug("cluster: removing a dead node's heartbeat failed", "err", err)
-	}
-	n.seenMu.Lock()
-	delete(n.seen, id)
-	n.seenMu.Unlock()
-	n.log.Info("cluster: dead node's users removed", "node", name, "nicknames_freed", len(victims))
+	return len(victims), nil
 }
 
 // watchClaims keeps this node's users' claims in place: a claim of a
@@ -1476,8 +1515,8 @@ func (n *Node) watchClaims() {
 			return
 		}
 		id, ok := n.room.LocalHolder(fold)
-		if !ok || !n.Linked() {
-			return
+		if !ok || !n.Linked() || n.closing.Load() {
+			return // (a closing node frees its users' claims itself)
 		}
 		nick := fold
 		for _, m := range n.room.LocalMembers() {

@@ -22,40 +22,7 @@ func TestNodeKilled(t *testing.T) {
 	n1 := startNode(t, ns.URL(), "k1", nodeOpts{ttl: ttl})
 	n2 := startNode(t, ns.URL(), "k2", nodeOpts{ttl: ttl})
 
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChildURL+"="+ns.URL(), envChildName+"=k3", envChildTTL+"="+ttl.String())
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		stdin.Close()
-	})
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
-				addrc <- a
-			}
-		}
-	}()
-	var addr3 string
-	select {
-	case addr3 = <-addrc:
-	case <-time.After(wait):
-		t.Fatal("the child node did not start")
-	}
+	addr3, kill := startChild(t, ns.URL(), "k3", ttl)
 
 	alice := join(t, n1.addr, "alice", "")
 	waitFor(t, "k2 to see alice", func() bool { return n2.room.Online() == 1 })
@@ -72,9 +39,7 @@ func TestNodeKilled(t *testing.T) {
 	bob.expect("carol: last words")
 
 	killed := time.Now()
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	kill()
 	// Their nicknames come free: poll by joining (and leaving at once).
 	var freeAfter time.Duration
 	waitFor(t, "carol's nickname to be free", func() bool {
@@ -105,4 +70,49 @@ func TestNodeKilled(t *testing.T) {
 	alice.send("/who")
 	alice.expect("* 2 online: alice, bob")
 	_ = dave
+}
+
+// startChild starts a node in a child process (this test binary, see
+// TestMain) and returns its chat address and a function that kills it
+// (SIGKILL: no goodbye).
+func startChild(t *testing.T, url, name string, ttl time.Duration) (addr string, kill func()) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), envChildURL+"="+url, envChildName+"="+name, envChildTTL+"="+ttl.String())
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		stdin.Close()
+	})
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "ADDR "); ok {
+				addrc <- a
+			}
+		}
+	}()
+	select {
+	case addr = <-addrc:
+	case <-time.After(wait):
+		t.Fatal("the child node did not start")
+	}
+	return addr, func() {
+		if err := cmd.Process.Kill(); err != nil {
+			t.Error(err)
+		}
+	}
 }
