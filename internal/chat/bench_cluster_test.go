@@ -2,7 +2,6 @@ package chat
 
 import (
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 )
@@ -11,19 +10,9 @@ import (
 // of another node, applied in a cluster room with 1,000 local users: the
 // cluster-mode fan-out. ns/op divided by 10,000 is the cost per delivery.
 func BenchmarkApplyRemote1000(b *testing.B) {
-	c := &memCluster{claims: map[string]Member{"remote": {Node: "b", ID: 1, Nick: "remote", Fold: "remote"}}, links: map[string]*memLink{}}
-	c.cond = sync.NewCond(&c.mu)
-	b.Cleanup(func() {
-		c.mu.Lock()
-		c.closed = true
-		c.cond.Broadcast()
-		c.mu.Unlock()
-	})
-	l := &memLink{c: c, id: "a", wake: make(chan struct{}, 1)}
-	l.room = NewClusterRoom(Config{Name: "bench", NoticeBatchAbove: -1}, l)
-	c.links["a"] = l
-	l.room.LinkUp(&Snapshot{Claims: maps(c.claims)})
-	go l.applyFrom(0)
+	c := newMemCluster(b)
+	c.claims["remote"] = Member{Node: "b", ID: 1, Nick: "remote", Fold: "remote"}
+	l := c.node(b, "a")
 	sessions := make([]*countingSession, 1000)
 	for i := range sessions {
 		sessions[i] = &countingSession{}

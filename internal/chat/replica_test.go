@@ -35,7 +35,7 @@ type memLink struct {
 	wake   chan struct{}
 }
 
-func newMemCluster(t *testing.T) *memCluster {
+func newMemCluster(t testing.TB) *memCluster {
 	c := &memCluster{claims: map[string]Member{}, links: map[string]*memLink{}}
 	c.cond = sync.NewCond(&c.mu)
 	t.Cleanup(func() {
@@ -48,9 +48,19 @@ func newMemCluster(t *testing.T) *memCluster {
 }
 
 // node adds a node and links its room.
-func (c *memCluster) node(t *testing.T, id string) *memLink {
+func (c *memCluster) node(t testing.TB, id string) *memLink {
+	return c.nodeWith(t, id, nil, nil)
+}
+
+// nodeWith is node with a room record function, and with the room's link
+// wrapped (wrap, if not nil, returns what the room is given).
+func (c *memCluster) nodeWith(t testing.TB, id string, record func(Event), wrap func(*memLink) Link) *memLink {
 	l := &memLink{c: c, id: id, wake: make(chan struct{}, 1)}
-	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500}, l)
+	var link Link = l
+	if wrap != nil {
+		link = wrap(l)
+	}
+	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500, Record: record}, link)
 	c.mu.Lock()
 	c.links[id] = l
 	snap := &Snapshot{Seq: uint64(len(c.log)), Claims: maps(c.claims)}
@@ -424,17 +434,12 @@ func TestLocalPrivateWaitsForSendersLine(t *testing.T) {
 	c := newMemCluster(t)
 	inRecord, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	l := &memLink{c: c, id: "a", wake: make(chan struct{}, 1)}
-	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500, Record: func(ev Event) {
+	l := c.nodeWith(t, "a", func(ev Event) {
 		if ev.Kind == KindMsg {
 			// The room is fanning out alice's line (deliverRun).
 			once.Do(func() { close(inRecord); <-release })
 		}
-	}}, l)
-	c.links["a"] = l
-	l.room.LinkUp(&Snapshot{Claims: map[string]Member{}})
-	go l.applyFrom(0)
-	go l.privateLoop()
+	}, nil)
 
 	alice := mustJoin(t, l.room, &recorder{}, "alice")
 	bob := &recorder{}
@@ -477,11 +482,7 @@ func (l timeoutLink) Claim(fold, nick string, id uint64) error {
 func TestClaimWithLostAnswerIsFreed(t *testing.T) {
 	t.Parallel()
 	c := newMemCluster(t)
-	l := &memLink{c: c, id: "a", wake: make(chan struct{}, 1)}
-	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500}, timeoutLink{l})
-	c.links["a"] = l
-	l.room.LinkUp(&Snapshot{Claims: map[string]Member{}})
-	go l.applyFrom(0)
+	l := c.nodeWith(t, "a", nil, func(l *memLink) Link { return timeoutLink{l} })
 	u := mustJoin(t, l.room, &recorder{}, "alice") // claim "fails": link down, local join
 	u.Leave("")
 	c.mu.Lock()
@@ -565,11 +566,7 @@ func (l dropFirstJoin) Publish(ev *Replicated) {
 func TestLostOwnEvent(t *testing.T) {
 	t.Parallel()
 	c := newMemCluster(t)
-	l := &memLink{c: c, id: "a", wake: make(chan struct{}, 1)}
-	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500}, dropFirstJoin{l, new(atomic.Bool)})
-	c.links["a"] = l
-	l.room.LinkUp(&Snapshot{Claims: map[string]Member{}})
-	go l.applyFrom(0)
+	l := c.nodeWith(t, "a", nil, func(l *memLink) Link { return dropFirstJoin{l, new(atomic.Bool)} })
 
 	alice := &recorder{}
 	joined := make(chan struct{})
@@ -640,17 +637,12 @@ func TestLocalPrivatesKeepOrder(t *testing.T) {
 		"warm":   {make(chan struct{}), make(chan struct{})},
 		"public": {make(chan struct{}), make(chan struct{})},
 	}
-	l := &memLink{c: c, id: "a", wake: make(chan struct{}, 1)}
-	l.room = NewClusterRoom(Config{Name: "mem", History: 5, NoticeBatchAbove: 500, Record: func(ev Event) {
+	l := c.nodeWith(t, "a", func(ev Event) {
 		if p, ok := pause[ev.Text]; ok && ev.Kind == KindMsg {
 			close(p[0])
 			<-p[1]
 		}
-	}}, l)
-	c.links["a"] = l
-	l.room.LinkUp(&Snapshot{Claims: map[string]Member{}})
-	go l.applyFrom(0)
-	go l.privateLoop()
+	}, nil)
 
 	alice := mustJoin(t, l.room, &recorder{}, "alice")
 	dave := &gateSession{in: make(chan struct{}), out: make(chan struct{})}

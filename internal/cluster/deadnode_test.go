@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"netchat/internal/chat"
@@ -48,13 +47,7 @@ func TestLostGoneAnnouncedAgain(t *testing.T) {
 	b := startNode(t, ns.URL(), "b", nodeOpts{ttl: 4 * ttl})
 	waitFor(t, "carol to be gone everywhere", func() bool { return a.room.Online() == 0 && b.room.Online() == 0 })
 	for _, n := range []*testNode{a, b} {
-		waitFor(t, "carol's nickname to be free on "+n.name, func() bool {
-			u, err := n.room.Join(nullSession{}, "carol", chat.Info{})
-			if err == nil {
-				u.Leave("")
-			}
-			return err == nil
-		})
+		waitFor(t, "carol's nickname to be free on "+n.name, func() bool { return nickFree(n, "carol") })
 	}
 }
 
@@ -76,13 +69,7 @@ func TestCloseFreesRemainingClaims(t *testing.T) {
 	}
 	waitFor(t, "b to see alice leave", func() bool { return b.room.Online() == 0 })
 	// The node TTL is 30 s: only the closing node can have freed it.
-	waitFor(t, "alice's nickname to be free", func() bool {
-		u, err := b.room.Join(nullSession{}, "alice", chat.Info{})
-		if err == nil {
-			u.Leave("")
-		}
-		return err == nil
-	})
+	waitFor(t, "alice's nickname to be free", func() bool { return nickFree(b, "alice") })
 }
 
 // TestMixedTTL: nodes with different --cluster-node-ttl (while the flag is
@@ -120,21 +107,9 @@ func TestMixedTTL(t *testing.T) {
 // heartbeats delivers a value for every heartbeat of node id from now on.
 func heartbeats(t *testing.T, url, id string) <-chan struct{} {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, url, cluster.NodesBucket)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	kv, err := js.KeyValue(ctx, cluster.NodesBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	w, err := kv.Watch(ctx, id, jetstream.UpdatesOnly())
 	if err != nil {
 		t.Fatal(err)

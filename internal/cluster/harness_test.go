@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"netchat/internal/chat"
 	"netchat/internal/cluster"
 	"netchat/internal/server"
@@ -228,4 +231,35 @@ func runChild(url, name, ttl string) {
 	fmt.Println("ADDR", ln.Addr().String())
 	_, _ = io.Copy(io.Discard, os.Stdin)
 	os.Exit(0)
+}
+
+// openBucket opens one of the cluster's key-value buckets on the NATS
+// server at url, over a connection of the test's own.
+func openBucket(t *testing.T, url, name string) jetstream.KeyValue {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kv
+}
+
+// nickFree tries to join n's room as nick (and leaves at once).
+func nickFree(n *testNode, nick string) bool {
+	u, err := n.room.Join(nullSession{}, nick, chat.Info{})
+	if err == nil {
+		u.Leave("")
+	}
+	return err == nil
 }

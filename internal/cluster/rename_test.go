@@ -6,7 +6,6 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"netchat/internal/cluster"
@@ -23,21 +22,7 @@ func TestRenameAwayAndBack(t *testing.T) {
 	n1 := startNode(t, ns.URL(), "s1", nodeOpts{})
 	alice := join(t, n1.addr, "alice", "")
 
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
-	defer cancel()
-	kv, err := js.KeyValue(ctx, cluster.ClaimsBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, ns.URL(), cluster.ClaimsBucket)
 	held := func(fold string) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		defer cancel()

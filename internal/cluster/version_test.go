@@ -5,8 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"netchat/internal/chat"
@@ -48,21 +46,9 @@ func TestOtherVersionCounted(t *testing.T) {
 	// both nodes of this version come before it: once it is counted,
 	// they were seen (and the count would be 2 or 3 had they been
 	// counted too).
-	nc, err := nats.Connect(ns.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kv := openBucket(t, ns.URL(), cluster.NodesBucket)
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	kv, err := js.KeyValue(ctx, cluster.NodesBucket)
-	if err != nil {
-		t.Fatal(err)
-	}
 	if _, err := kv.Put(ctx, "oldnode", []byte(`{"name":"old","started":"`+time.Now().Format(time.RFC3339Nano)+`"}`)); err != nil {
 		t.Fatal(err)
 	}
