@@ -146,7 +146,7 @@ type Node struct {
 
 	// Releases of claims, done by a worker; kept while the link is down.
 	relMu    sync.Mutex
-	relRun   sync.Mutex // held through a run of doReleases
+	relRun   chan struct{} // a token held through a run of doReleases
 	releases []release
 	// relWait: the claims to give back, with the last Release asking for
 	// it; a new claim of the same calls it off (removes it).
@@ -201,6 +201,7 @@ func Connect(ctx context.Context, opt Options) (*Node, error) {
 		cleaning: make(map[string]bool),
 		revs:     make(map[string]claimRev),
 		relWait:  make(map[claimID]uint64),
+		relRun:   make(chan struct{}, 1),
 	}
 	n.m = newMetrics(opt.Metrics, n.otherVersions)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -422,7 +423,8 @@ func (n *Node) goLoop(f func()) {
 
 // Close leaves the cluster: the room's remaining users are announced gone,
 // their claims are freed, the heartbeat key is removed, and the connection
-// is drained. Call it after the transport has let every user leave.
+// is drained. Call it after the transport has let every user leave. It
+// returns by ctx's deadline, whatever NATS does.
 func (n *Node) Close(ctx context.Context) error {
 	n.closing.Store(true)
 	if n.room != nil && n.Linked() {
@@ -450,7 +452,9 @@ func (n *Node) Close(ctx context.Context) error {
 	if stop != nil {
 		stop()
 	}
-	err := n.nc.FlushTimeout(opTimeout)
+	fctx, cancel := context.WithTimeout(ctx, opTimeout)
+	err := n.nc.FlushWithContext(fctx)
+	cancel()
 	n.nc.Close()
 	n.wg.Wait()
 	n.m.setLinked(false)
@@ -584,8 +588,12 @@ func (n *Node) releaseLoop() {
 // run at a time: a run returns only when the releases queued before it
 // are done (resync counts on it), including those another run had taken.
 func (n *Node) doReleases(ctx context.Context) {
-	n.relRun.Lock()
-	defer n.relRun.Unlock()
+	select {
+	case n.relRun <- struct{}{}:
+	case <-ctx.Done():
+		return // a run stuck on NATS must not hold up Close past its deadline
+	}
+	defer func() { <-n.relRun }()
 	if !n.nc.IsConnected() {
 		return
 	}
@@ -1425,6 +1433,7 @@ func (n *Node) cleanup(id string) {
 	n.log.Warn("cluster: node silent, taking it for dead", "node", name, "id", id,
 		"silent_for", time.Since(s.at).Round(time.Millisecond))
 	if !n.announceGone(ctx, id) {
+		n.retryLater(id)
 		return
 	}
 	// Its nicknames are free only now that everybody was told it left.
@@ -1432,6 +1441,7 @@ func (n *Node) cleanup(id string) {
 	if err != nil {
 		// Its heartbeat stays: this node (or another) tries again.
 		n.log.Debug("cluster: freeing a dead node's nicknames failed", "err", err)
+		n.retryLater(id)
 		return
 	}
 	if err := nodes.Delete(ctx, id, jetstream.LastRevision(e.Revision())); err != nil && !isWrongRevision(err) {
@@ -1443,11 +1453,29 @@ func (n *Node) cleanup(id string) {
 	n.log.Info("cluster: dead node's users removed", "node", name, "nicknames_freed", freed)
 }
 
+// retryLater puts off the next cleanup of node id by as long as it takes
+// to judge a node dead, rather than the next tick of findDead.
+func (n *Node) retryLater(id string) {
+	n.seenMu.Lock()
+	defer n.seenMu.Unlock()
+	if s, ok := n.seen[id]; ok {
+		s.at = time.Now()
+		n.seen[id] = s
+	}
+}
+
 // announceGone publishes that node id is gone and waits until the event is
 // applied here; false if it may not have reached the log (the link went
 // down meanwhile, which applies it here alone) or the wait ended first.
 func (n *Node) announceGone(ctx context.Context, id string) bool {
-	gen := n.gen.Load()
+	// Trouble marks the link down and counts a generation under n.mu
+	// before it tells the room: read both there.
+	n.mu.Lock()
+	gen, linked := n.gen.Load(), n.linked
+	n.mu.Unlock()
+	if !linked {
+		return false
+	}
 	done := n.room.AnnounceGone(id)
 	if done == nil {
 		return false
