@@ -586,7 +586,8 @@ func (n *Node) releaseLoop() {
 
 // doReleases frees the queued claims; those that fail stay queued. One
 // run at a time: a run returns only when the releases queued before it
-// are done (resync counts on it), including those another run had taken.
+// are done (resync counts on it), including those another run had taken,
+// or when ctx ends first.
 func (n *Node) doReleases(ctx context.Context) {
 	select {
 	case n.relRun <- struct{}{}:
