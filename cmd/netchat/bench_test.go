@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"regexp"
 	"strings"
 	"testing"
@@ -74,12 +73,9 @@ func TestBenchCmdSummaryQuiet(t *testing.T) {
 }
 
 func TestBenchCmdErrors(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
+	// Port 1: nothing listens there, and the kernel never hands it out to
+	// another test's listener (a port just closed could be).
+	closed := "127.0.0.1:1"
 	for _, tc := range []struct {
 		args  []string
 		usage bool
@@ -166,12 +162,9 @@ func TestBenchCmdDefaultLimits(t *testing.T) {
 
 func TestBenchCmdWebSocketAddress(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := ln.Addr().String()
-	ln.Close()
+	// Port 1: nothing listens there, and the kernel never hands it out to
+	// another test's listener (a port just closed could be).
+	closed := "127.0.0.1:1"
 	for _, tc := range []struct {
 		args  []string
 		usage bool

@@ -156,8 +156,12 @@ func TestEchoIgnoresLowSourcePort(t *testing.T) {
 	}
 	// The counters say when the server has processed the datagram; a
 	// reply would then be queued on c before a marker sent after it.
+	// Received is counted before the datagram's fate: wait for both.
+	settled := func(st EchoStats) bool {
+		return st.Received != 0 && st.LowPort+st.Echoed+st.RateLimited+st.WriteErrors >= st.Received
+	}
 	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().Received == 0 && time.Now().Before(deadline) {
+	for !settled(s.Stats()) && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
 	if st := s.Stats(); st.LowPort != 1 || st.Echoed != 0 {
