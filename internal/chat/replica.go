@@ -514,6 +514,10 @@ func (u *User) tryRenameCluster(nick, fold string) (again bool) {
 	}
 	// A new spelling of the user's nickname keeps its claim.
 	claimed := wasClaimed && fold == oldFold
+	// A claim of the new nickname is tried (below) only while linked; one
+	// that errs may be stored all the same (see applyLeaveLocked), so a
+	// rename that does not happen gives it back.
+	giveBack := linked && wasClaimed && fold != oldFold
 	// A new spelling of the same nickname is claimed too: the claim is ours
 	// already, and its value gets the new spelling (other nodes' snapshots
 	// show it).
@@ -532,8 +536,8 @@ func (u *User) tryRenameCluster(nick, fold string) (again bool) {
 	r.mu.Lock()
 	if u.gone {
 		r.mu.Unlock()
-		if linked && wasClaimed && fold != oldFold {
-			rp.link.Release(fold, u.id) // made, or maybe made
+		if giveBack {
+			rp.link.Release(fold, u.id)
 		}
 		return false
 	}
@@ -551,8 +555,8 @@ func (u *User) tryRenameCluster(nick, fold string) (again bool) {
 	}
 	if other, taken := r.byFold[fold]; taken && other != u {
 		r.mu.Unlock()
-		if linked && wasClaimed && fold != oldFold {
-			rp.link.Release(fold, u.id) // made, or maybe made
+		if giveBack {
+			rp.link.Release(fold, u.id)
 		}
 		u.sess.Deliver([]byte("! " + (&NickError{Nick: nick, Taken: true}).Error()))
 		return false
@@ -685,11 +689,14 @@ func (r *Room) ReceivePrivate(p *Private) {
 // gateApplied says that h's log position has been applied here.
 func gateApplied(h heldPrivate, applied uint64) bool { return h.p.Gate <= applied }
 
+// allHeld releases every held message (the link went down or came up).
+func allHeld(heldPrivate, uint64) bool { return true }
+
 // ReleaseHeld delivers private messages held for longer than d: the log
 // position they wait for may never come (an event lost with the link).
 func (r *Room) ReleaseHeld(d time.Duration) {
 	r.releaseHeld(func(h heldPrivate, applied uint64) bool {
-		return h.p.Gate <= applied || time.Since(h.at) >= d
+		return gateApplied(h, applied) || time.Since(h.at) >= d
 	})
 }
 
@@ -1047,7 +1054,7 @@ func (r *Room) LinkDown() {
 	for _, l := range lost {
 		l.from.sess.Deliver([]byte("! " + l.to + " is on another server, out of reach while the cluster link is down; not delivered: " + l.text))
 	}
-	r.releaseHeld(func(heldPrivate, uint64) bool { return true })
+	r.releaseHeld(allHeld)
 }
 
 // Linked reports whether the room is connected to its cluster.
@@ -1142,7 +1149,7 @@ func (r *Room) LinkUp(snap *Snapshot) (unclaimed []Member) {
 		r.deliverLocked(nil, NoticeLinkRestored)
 	}
 	rp.up = true
-	go r.releaseHeld(func(heldPrivate, uint64) bool { return true })
+	go r.releaseHeld(allHeld)
 	return nil
 }
 

@@ -569,13 +569,7 @@ func TestLostOwnEvent(t *testing.T) {
 	l := c.nodeWith(t, "a", nil, func(l *memLink) Link { return dropFirstJoin{l, new(atomic.Bool)} })
 
 	alice := &recorder{}
-	joined := make(chan struct{})
-	go func() {
-		defer close(joined)
-		if _, err := l.room.Join(alice, "alice", Info{}); err != nil {
-			t.Error(err)
-		}
-	}()
+	joined := joinAsync(t, l.room, alice, "alice")
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
 		l.room.rep.pubMu.Lock()
 		n := len(l.room.rep.pending)
@@ -589,15 +583,9 @@ func TestLostOwnEvent(t *testing.T) {
 	}
 	// Bob's join comes back from the log; hers never will.
 	bob := &recorder{}
-	bobJoined := make(chan struct{})
-	go func() {
-		defer close(bobJoined)
-		if _, err := l.room.Join(bob, "bob", Info{}); err != nil {
-			t.Error(err)
-		}
-	}()
+	bobJoined := joinAsync(t, l.room, bob, "bob")
 	timeout := time.After(echoTimeout + 2*time.Second)
-	for name, ch := range map[string]chan struct{}{"alice": joined, "bob": bobJoined} {
+	for name, ch := range map[string]<-chan struct{}{"alice": joined, "bob": bobJoined} {
 		select {
 		case <-ch:
 		case <-timeout:
@@ -738,4 +726,17 @@ func TestRenameAsLinkComesBack(t *testing.T) {
 	if !claimed {
 		t.Fatal("alice2 is not claimed")
 	}
+}
+
+// joinAsync joins r as nick in a goroutine; the channel is closed when Join
+// has returned.
+func joinAsync(t *testing.T, r *Room, s Session, nick string) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if _, err := r.Join(s, nick, Info{}); err != nil {
+			t.Error(err)
+		}
+	}()
+	return done
 }
